@@ -1,0 +1,116 @@
+/* Authenticated internal RPC over TCP on libuv (server and asynchronous client).
+ *
+ * Framing and handshake are in rpc_codec.h; the protocol is in docs/wire-protocol.md.
+ * Threading: a server or client belongs to the loop it was created on and must only be
+ * touched from that loop's thread.
+ *
+ * Server: every accepted connection first proves knowledge of the cluster secret; until it
+ * has, nothing it sends reaches the handler. Malformed frames, oversized lengths, wrong
+ * secrets and handshake timeouts get a PROTO_ERROR or AUTH_FAIL frame with a clear message,
+ * the connection is closed, a rate-limited warning names the peer, and the server goes on
+ * serving everyone else. Requests are dispatched to one handler; replies may come later
+ * and out of order (pipelining). PING is answered by the server itself.
+ */
+#ifndef LODE_COMMON_RPC_H
+#define LODE_COMMON_RPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "common/err.h"
+#include "common/rpc_codec.h"
+#include "common/rpc_methods.h"
+
+struct cmn_metrics;
+struct cmn_rpc_server;
+struct cmn_rpc_call;             /* one request waiting for its reply */
+
+/* Called on the loop thread for each authenticated REQUEST. The handler owns `call` until
+ * it passes it to one of the cmn_rpc_reply* functions (exactly once, now or later). */
+typedef void (*cmn_rpc_handler_cb)(void *data, struct cmn_rpc_call *call);
+
+struct cmn_rpc_server_config {
+    const char *service;         /* "lode-meta": in PING replies and logs */
+    const void *secret;          /* cluster secret (copied); must be non-empty */
+    size_t secret_len;
+    uint32_t max_frame;          /* 0 = CMN_RPC_DEFAULT_MAX_FRAME */
+    uint32_t handshake_timeout_ms; /* 0 = 5000 */
+    uint32_t idle_timeout_ms;    /* 0 = none */
+    cmn_rpc_handler_cb handler;
+    void *data;
+    struct cmn_metrics *metrics; /* optional: lode_rpc_* counters are registered there */
+};
+
+int cmn_rpc_server_create(uv_loop_t *loop, const struct cmn_rpc_server_config *cfg,
+                          struct cmn_rpc_server **out);
+/* Binds and listens on "host:port" (port 0 = a free port). */
+int cmn_rpc_server_listen(struct cmn_rpc_server *srv, const char *addr, struct cmn_err *err);
+int cmn_rpc_server_port(const struct cmn_rpc_server *srv);
+/* Stops listening and closes every connection. Calls still held by the handler stay valid;
+ * replying to them frees them without sending. `cb` (may be NULL) runs once the server's
+ * memory is released, on a later loop iteration. */
+void cmn_rpc_server_close(struct cmn_rpc_server *srv, void (*cb)(void *data), void *data);
+
+/* Accessors; valid until the call is replied to. */
+unsigned cmn_rpc_call_method(const struct cmn_rpc_call *call);
+unsigned cmn_rpc_call_flags(const struct cmn_rpc_call *call);
+uint64_t cmn_rpc_call_id(const struct cmn_rpc_call *call);
+const uint8_t *cmn_rpc_call_body(const struct cmn_rpc_call *call, size_t *len);
+const uint8_t *cmn_rpc_call_payload(const struct cmn_rpc_call *call, size_t *len);
+const char *cmn_rpc_call_peer(const struct cmn_rpc_call *call); /* "ip:port" */
+/* True once the connection the call came on has closed (the reply would go nowhere). */
+int cmn_rpc_call_orphaned(const struct cmn_rpc_call *call);
+
+/* Replies and releases the call. Each returns 0, or an error if the connection is gone
+ * (the call is released all the same). */
+int cmn_rpc_reply(struct cmn_rpc_call *call, const ProtobufCMessage *msg);
+int cmn_rpc_reply_raw(struct cmn_rpc_call *call, const void *body, size_t len,
+                      const void *payload, size_t payload_len);
+/* status < 0. leader_address may be NULL. */
+int cmn_rpc_reply_error(struct cmn_rpc_call *call, int status, const char *leader_address,
+                        uint64_t leader_id, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* The outcome of a call, as the client sees it. */
+struct cmn_rpc_result {
+    int status;                  /* 0, the server's error status, or a local error
+                                    (LODE_ETIMEOUT, LODE_ECLOSED, LODE_EAUTH, -ECONNREFUSED) */
+    uint64_t request_id;
+    struct cmn_buf body;         /* response body when status == 0 */
+    struct cmn_buf payload;
+    char message[512];           /* error text when status != 0 */
+    char leader_address[256];    /* from RpcError, when the server named a leader */
+    uint64_t leader_id;
+};
+
+void cmn_rpc_result_init(struct cmn_rpc_result *r);
+void cmn_rpc_result_free(struct cmn_rpc_result *r);
+
+/* Asynchronous client for one peer. Connects (and authenticates) lazily on the first call
+ * and again after a disconnect; calls made while connecting are queued. */
+struct cmn_rpc_client;
+
+struct cmn_rpc_client_config {
+    const char *address;         /* "host:port" (copied) */
+    const void *secret;          /* copied */
+    size_t secret_len;
+    uint32_t max_frame;          /* 0 = CMN_RPC_DEFAULT_MAX_FRAME */
+    uint32_t connect_timeout_ms; /* 0 = 3000 */
+};
+
+/* `res` is valid only during the callback. Called exactly once per successful submit. */
+typedef void (*cmn_rpc_response_cb)(void *data, const struct cmn_rpc_result *res);
+
+int cmn_rpc_client_create(uv_loop_t *loop, const struct cmn_rpc_client_config *cfg,
+                          struct cmn_rpc_client **out);
+/* Sends `req` (packed now; the caller keeps ownership). timeout_ms 0 = 10000. Returns 0
+ * (cb will fire) or an error (cb will not fire). */
+int cmn_rpc_client_call(struct cmn_rpc_client *cli, unsigned method, unsigned flags,
+                        const ProtobufCMessage *req, uint32_t timeout_ms,
+                        cmn_rpc_response_cb cb, void *data);
+/* Pending calls complete with LODE_ECLOSED; `cb` (may be NULL) runs when memory is freed. */
+void cmn_rpc_client_close(struct cmn_rpc_client *cli, void (*cb)(void *data), void *data);
+
+#endif
