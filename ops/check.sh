@@ -1,0 +1,51 @@
+#!/bin/sh
+# Installs what is missing, builds lode with AddressSanitizer and UBSan, and runs the whole
+# test suite (unit, integration, fault tests). Usage: ops/check.sh [--no-sanitize] [-jN]
+# The summary at the end counts individual TAP test points.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+sanitize=--enable-sanitize
+builddir=build-check
+jobs=$(nproc 2>/dev/null || echo 2)
+for arg in "$@"; do
+    case "$arg" in
+    --no-sanitize) sanitize=; builddir=build-check-plain ;;
+    -j*) jobs=${arg#-j} ;;
+    -h|--help) sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "check.sh: unknown argument '$arg'" >&2; exit 2 ;;
+    esac
+done
+
+echo "== dependencies"
+ops/setup-deps.sh
+
+echo "== configure ($builddir ${sanitize:-without sanitizers})"
+[ -x configure ] && [ configure -nt configure.ac ] || ./autogen.sh
+mkdir -p "$builddir"
+cd "$builddir"
+if [ ! -f Makefile ] || [ ../configure -nt config.status ]; then
+    ../configure --enable-debug $sanitize
+fi
+
+echo "== build"
+make -j"$jobs"
+
+echo "== test"
+status=0
+make -j"$jobs" check || status=$?
+# Show what failed, with its log, so a CI transcript is enough to debug.
+if [ "$status" -ne 0 ]; then
+    for log in $(find . -name '*.log' ! -name config.log ! -name test-suite.log); do
+        trs=${log%.log}.trs
+        if [ -f "$trs" ] && grep -qE '^:test-result: (FAIL|ERROR)' "$trs"; then
+            echo "---- $log"
+            tail -n 80 "$log"
+        fi
+    done
+fi
+if [ -f test-suite.log ]; then
+    sed -n '1,12p' test-suite.log | grep -E '^# (TOTAL|PASS|SKIP|XFAIL|FAIL|XPASS|ERROR):' || true
+fi
+exit "$status"
