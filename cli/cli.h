@@ -1,1 +1,79 @@
-/* (being written) */
+/* lodectl internals: the context every command gets, the noun/verb tables, exit codes.
+ *
+ * main.c parses the global flags, finds the noun and verb and calls the verb's run function
+ * with the remaining arguments. Each noun lives in its own cmd_<noun>.c and exports one
+ * struct cli_noun. Commands print their result on stdout (a table, or one JSON document
+ * with --json) and errors on stderr as "lodectl: <context>: <reason>".
+ */
+#ifndef LODE_CLI_CLI_H
+#define LODE_CLI_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "common/rpc.h"
+
+struct cmn_meta_client;
+
+/* Exit codes: documented in cli/README.md; scripts rely on them. */
+enum cli_exit {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_REFUSED = 1,      /* the cluster answered and said no (or has no leader) */
+    CLI_EXIT_USAGE = 2,        /* bad command line */
+    CLI_EXIT_UNREACHABLE = 3,  /* no replica answered in time */
+};
+
+struct cli_ctx {
+    const char *meta_addrs;    /* comma-separated RPC addresses (argv or environment) */
+    char *secret;              /* malloc'd; wiped and freed by main */
+    size_t secret_len;
+    bool json;
+    uint32_t timeout_ms;       /* per command (all retries included) */
+    struct cmn_meta_client *mc; /* created by cli_client() */
+};
+
+struct cli_verb {
+    const char *name;
+    const char *args;          /* synopsis of the arguments, "" when none */
+    const char *help;          /* one line */
+    unsigned min_args, max_args;
+    int (*run)(struct cli_ctx *ctx, int argc, char **argv); /* returns an enum cli_exit */
+};
+
+struct cli_noun {
+    const char *name;
+    const char *help;
+    const struct cli_verb *verbs; /* ends with {0} */
+};
+
+extern const struct cli_noun cli_noun_meta;
+extern const struct cli_noun cli_noun_user;
+extern const struct cli_noun cli_noun_bucket;
+
+/* Prints "lodectl: <fmt>" and a newline on stderr. */
+void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Exit code for a call's status: 0, 1 (the cluster's answer), 3 (transport or no leader). */
+int cli_exit_for_status(int status);
+
+/* The meta client over ctx->meta_addrs, created on first use; NULL (with the error printed)
+ * if it cannot be created. Owned by ctx; main destroys it. */
+struct cmn_meta_client *cli_client(struct cli_ctx *ctx);
+
+/* Calls the leader. On failure prints "lodectl: <what>: <reason>" and returns the exit code;
+ * on success returns 0 with the reply in res (which the caller frees with
+ * cmn_rpc_result_free, in every case). */
+int cli_call(struct cli_ctx *ctx, unsigned method, ProtobufCMessage *req, const char *what,
+             struct cmn_rpc_result *res);
+
+/* Decodes a successful reply body with `desc`; prints an error and returns NULL if it does
+ * not decode. Free with protobuf_c_message_free_unpacked. */
+ProtobufCMessage *cli_unpack(const ProtobufCMessageDescriptor *desc,
+                             const struct cmn_rpc_result *res, const char *what);
+
+/* Formats milliseconds since the epoch as ISO 8601 UTC ("-" for 0) into out (>= 32 bytes). */
+void cli_format_time(int64_t ms, char *out, size_t size);
+
+#endif
