@@ -113,4 +113,10 @@ int meta_fsm_gc_list(struct meta_fsm *fsm, uint64_t after_seq, uint32_t max,
 int meta_fsm_member_get(struct meta_fsm *fsm, uint64_t id, struct cmn_buf *out); /* MetaMember */
 int meta_fsm_member_list(struct meta_fsm *fsm, struct cmn_buf *out);            /* ClusterMap-like: packed MetaStatusResponse.voters only */
 
+/* Introspection (tests, metrics). Total logical entries visited by object listings since
+ * open: a listing that skips a common prefix by seeking visits none of its keys. */
+uint64_t meta_fsm_list_steps(struct meta_fsm *fsm);
+/* Current LMDB map size in bytes (grows by doubling when full). */
+uint64_t meta_fsm_map_size(struct meta_fsm *fsm);
+
 #endif

@@ -1,2 +1,1095 @@
+/* The metadata state machine: every command's effects and failure codes, dedupe, GC,
+ * snapshots, malformed entries and map growth. */
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "meta/fsm.h"
 #include "tests/tap.h"
-int main(void) { return tap_done(); }
+
+static struct meta_fsm *fsm;
+static int64_t now_ms = 1700000000000;
+static char root[PATH_MAX];
+
+/* ---- fixture */
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void make_root(void)
+{
+    const char *base = getenv("TEST_TMPDIR");
+    snprintf(root, sizeof(root), "%s/test_fsm.XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(root))
+        tap_bail("mkdtemp %s: %s", root, strerror(errno));
+}
+
+static struct meta_fsm *open_at(const char *name, uint64_t map_size)
+{
+    char dir[PATH_MAX + 64];
+    struct meta_fsm *f;
+    struct cmn_err err;
+    snprintf(dir, sizeof(dir), "%s/%s", root, name);
+    struct meta_fsm_options o = {.dir = dir, .map_size = map_size};
+    cmn_err_clear(&err);
+    if (meta_fsm_open(&o, &f, &err))
+        tap_bail("open fsm in %s: %s", dir, cmn_err_text(&err));
+    return f;
+}
+
+/* Applies through the raft-entry encoding, as replicas do. */
+static void apply_on(struct meta_fsm *f, Lode__Command *c, struct meta_fsm_result *r)
+{
+    if (!c->version)
+        c->version = 1;
+    c->now_ms = now_ms;
+    size_t n = meta_cmd_entry_size(c);
+    uint8_t *buf = malloc(n);
+    meta_cmd_entry_pack(c, buf);
+    int rc = meta_fsm_apply_entry(f, buf, n, r);
+    free(buf);
+    if (rc)
+        tap_bail("apply failed with %d (%s)", rc, r->message);
+}
+
+static void apply(Lode__Command *c, struct meta_fsm_result *r)
+{
+    apply_on(fsm, c, r);
+}
+
+static void digest(struct meta_fsm *f, uint8_t out[32])
+{
+    if (meta_fsm_digest(f, out))
+        tap_bail("digest failed");
+}
+
+/* ---- builders */
+
+/* A one-stripe layout whose chunk ids carry (tag, index) so GC entries can be traced. */
+struct lay {
+    Lode__Layout l;
+    Lode__Stripe s;
+    Lode__Stripe *sp[1];
+    Lode__ChunkRef c[6];
+    Lode__ChunkRef *cp[6];
+    uint8_t ids[6][16];
+};
+
+static Lode__Layout *lay_init(struct lay *x, uint32_t tag, int n)
+{
+    lode__layout__init(&x->l);
+    lode__stripe__init(&x->s);
+    x->l.k = 4;
+    x->l.m = 2;
+    x->l.chunk_size = 1 << 20;
+    x->l.n_stripes = 1;
+    x->sp[0] = &x->s;
+    x->l.stripes = x->sp;
+    x->s.n_chunks = (size_t)n;
+    x->s.chunks = x->cp;
+    for (int i = 0; i < n; i++) {
+        lode__chunk_ref__init(&x->c[i]);
+        memset(x->ids[i], 0, 16);
+        x->ids[i][0] = (uint8_t)(tag >> 24);
+        x->ids[i][1] = (uint8_t)(tag >> 16);
+        x->ids[i][2] = (uint8_t)(tag >> 8);
+        x->ids[i][3] = (uint8_t)tag;
+        x->ids[i][4] = (uint8_t)i;
+        x->c[i].nid = (uint32_t)i + 1;
+        x->c[i].chunk_id.data = x->ids[i];
+        x->c[i].chunk_id.len = 16;
+        x->cp[i] = &x->c[i];
+    }
+    return &x->l;
+}
+
+static uint32_t chunk_tag(const Lode__ChunkRef *c)
+{
+    const uint8_t *d = c->chunk_id.data;
+    return (uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 | (uint32_t)d[2] << 8 | d[3];
+}
+
+static int create_bucket(const char *name, const char *owner)
+{
+    Lode__Command c = LODE__COMMAND__INIT;
+    Lode__CreateBucket cb = LODE__CREATE_BUCKET__INIT;
+    Lode__BucketRecord b = LODE__BUCKET_RECORD__INIT;
+    struct meta_fsm_result r;
+    b.name = (char *)name;
+    b.owner = (char *)owner;
+    cb.bucket = &b;
+    c.op_case = LODE__COMMAND__OP_CREATE_BUCKET;
+    c.create_bucket = &cb;
+    apply(&c, &r);
+    return r.status;
+}
+
+static int delete_bucket(const char *name)
+{
+    Lode__Command c = LODE__COMMAND__INIT;
+    Lode__DeleteBucket d = LODE__DELETE_BUCKET__INIT;
+    struct meta_fsm_result r;
+    d.name = (char *)name;
+    c.op_case = LODE__COMMAND__OP_DELETE_BUCKET;
+    c.delete_bucket = &d;
+    apply(&c, &r);
+    return r.status;
+}
+
+static int put_object(const char *bucket, const char *key, uint64_t size, Lode__Layout *layout,
+                      uint64_t if_version, bool if_absent, uint64_t *version)
+{
+    Lode__Command c = LODE__COMMAND__INIT;
+    Lode__PutObject p = LODE__PUT_OBJECT__INIT;
+    Lode__ObjectRecord o = LODE__OBJECT_RECORD__INIT;
+    struct meta_fsm_result r;
+    o.size = size;
+    o.etag = "0123456789abcdef0123456789abcdef";
+    o.content_type = "application/octet-stream";
+    o.layout = layout;
+    p.bucket = (char *)bucket;
+    p.key = (char *)key;
+    p.record = &o;
+    p.if_version = if_version;
+    p.if_absent = if_absent;
+    c.op_case = LODE__COMMAND__OP_PUT_OBJECT;
+    c.put_object = &p;
+    apply(&c, &r);
+    if (version)
+        *version = r.version;
+    return r.status;
+}
+
+static int delete_object(const char *bucket, const char *key, uint64_t if_version)
+{
+    Lode__Command c = LODE__COMMAND__INIT;
+    Lode__DeleteObject d = LODE__DELETE_OBJECT__INIT;
+    struct meta_fsm_result r;
+    d.bucket = (char *)bucket;
+    d.key = (char *)key;
+    d.if_version = if_version;
+    c.op_case = LODE__COMMAND__OP_DELETE_OBJECT;
+    c.delete_object = &d;
+    apply(&c, &r);
+    return r.status;
+}
+
+/* Unpacked object, or NULL with the read's code in *code. */
+static Lode__ObjectRecord *get_object(struct meta_fsm *f, const char *bucket, const char *key,
+                                      int *code)
+{
+    struct cmn_buf b = {0};
+    struct cmn_err err;
+    cmn_err_clear(&err);
+    *code = meta_fsm_object_get(f, bucket, key, &b, &err);
+    Lode__ObjectRecord *o = *code ? NULL : lode__object_record__unpack(NULL, b.len, b.data);
+    cmn_buf_free(&b);
+    return o;
+}
+
+static int create_upload(const char *bucket, const char *key, const char *id)
+{
+    Lode__Command c = LODE__COMMAND__INIT;
+    Lode__CreateUpload cu = LODE__CREATE_UPLOAD__INIT;
+    Lode__UploadRecord u = LODE__UPLOAD_RECORD__INIT;
+    Lode__ObjectRecord t = LODE__OBJECT_RECORD__INIT;
+    struct meta_fsm_result r;
+    t.content_type = "text/plain";
+    u.bucket = (char *)bucket;
+    u.key = (char *)key;
+    u.upload_id = (char *)id;
+    u.owner = "alice";
+    u.template_ = &t;
+    cu.upload = &u;
+    c.op_case = LODE__COMMAND__OP_CREATE_UPLOAD;
+    c.create_upload = &cu;
+    apply(&c, &r);
+    if (r.status == 0 && strcmp(r.upload_id, id) != 0)
+        return -999;
+    return r.status;
+}
+
+static int put_part(const char *id, uint32_t number, uint64_t size, const char *etag,
+                    Lode__Layout *layout)
+{
+    Lode__Command c = LODE__COMMAND__INIT;
+    Lode__PutPart pp = LODE__PUT_PART__INIT;
+    Lode__PartInfo p = LODE__PART_INFO__INIT;
+    struct meta_fsm_result r;
+    p.number = number;
+    p.size = size;
+    p.etag = (char *)etag;
+    p.layout = layout;
+    pp.upload_id = (char *)id;
+    pp.part = &p;
+    c.op_case = LODE__COMMAND__OP_PUT_PART;
+    c.put_part = &pp;
+    apply(&c, &r);
+    return r.status;
+}
+
+static int complete_upload(const char *id, const uint32_t *numbers, const char *const *etags,
+                           size_t n, bool if_absent, uint64_t *version, char *msg)
+{
+    Lode__Command c = LODE__COMMAND__INIT;
+    Lode__CompleteUpload cu = LODE__COMPLETE_UPLOAD__INIT;
+    Lode__CompletePart parts[8], *pp[8];
+    struct meta_fsm_result r;
+    for (size_t i = 0; i < n; i++) {
+        lode__complete_part__init(&parts[i]);
+        parts[i].number = numbers[i];
+        parts[i].etag = (char *)etags[i];
+        pp[i] = &parts[i];
+    }
+    cu.upload_id = (char *)id;
+    cu.n_parts = n;
+    cu.parts = pp;
+    cu.if_absent = if_absent;
+    cu.etag = "feedfacefeedfacefeedfacefeedface-2";
+    c.op_case = LODE__COMMAND__OP_COMPLETE_UPLOAD;
+    c.complete_upload = &cu;
+    apply(&c, &r);
+    if (version)
+        *version = r.version;
+    if (msg)
+        snprintf(msg, 256, "%s", r.message);
+    return r.status;
+}
+
+static int abort_upload(const char *id)
+{
+    Lode__Command c = LODE__COMMAND__INIT;
+    Lode__AbortUpload a = LODE__ABORT_UPLOAD__INIT;
+    struct meta_fsm_result r;
+    a.upload_id = (char *)id;
+    c.op_case = LODE__COMMAND__OP_ABORT_UPLOAD;
+    c.abort_upload = &a;
+    apply(&c, &r);
+    return r.status;
+}
+
+/* GC entries after `after`, unpacked (caller frees). */
+static Lode__GcListResponse *gc_list(uint64_t after)
+{
+    struct cmn_buf b = {0};
+    if (meta_fsm_gc_list(fsm, after, 0, &b))
+        tap_bail("gc_list failed");
+    Lode__GcListResponse *g = lode__gc_list_response__unpack(NULL, b.len, b.data);
+    cmn_buf_free(&b);
+    if (!g)
+        tap_bail("gc_list: undecodable");
+    return g;
+}
+
+static uint64_t gc_last_seq(void)
+{
+    Lode__GcListResponse *g = gc_list(0);
+    uint64_t s = g->n_entries ? g->entries[g->n_entries - 1]->seq : 0;
+    lode__gc_list_response__free_unpacked(g, NULL);
+    return s;
+}
+
+/* Counts GC entries after `after` with this tag and reason. */
+static size_t gc_count(uint64_t after, uint32_t tag, const char *reason)
+{
+    Lode__GcListResponse *g = gc_list(after);
+    size_t n = 0;
+    for (size_t i = 0; i < g->n_entries; i++)
+        if (chunk_tag(g->entries[i]->chunk) == tag && strcmp(g->entries[i]->reason, reason) == 0)
+            n++;
+    lode__gc_list_response__free_unpacked(g, NULL);
+    return n;
+}
+
+static size_t gc_total(uint64_t after)
+{
+    Lode__GcListResponse *g = gc_list(after);
+    size_t n = g->n_entries;
+    lode__gc_list_response__free_unpacked(g, NULL);
+    return n;
+}
+
+/* ---- nodes */
+
+static int register_node(const uint8_t *uuid, size_t uuid_len, const char *addr, const char *fd,
+                         uint64_t cap, struct meta_fsm_result *r)
+{
+    Lode__Command c = LODE__COMMAND__INIT;
+    Lode__RegisterNode rn = LODE__REGISTER_NODE__INIT;
+    Lode__NodeInfo n = LODE__NODE_INFO__INIT;
+    n.uuid.data = (uint8_t *)uuid;
+    n.uuid.len = uuid_len;
+    n.address = (char *)addr;
+    n.failure_domain = (char *)fd;
+    n.capacity_bytes = cap;
+    rn.node = &n;
+    c.op_case = LODE__COMMAND__OP_REGISTER_NODE;
+    c.register_node = &rn;
+    apply(&c, r);
+    return r->status;
+}
+
+static int set_state(uint32_t nid, Lode__NodeState st, uint64_t cap, struct meta_fsm_result *r)
+{
+    Lode__Command c = LODE__COMMAND__INIT;
+    Lode__SetNodeState s = LODE__SET_NODE_STATE__INIT;
+    s.nid = nid;
+    s.state = st;
+    s.capacity_bytes = cap;
+    c.op_case = LODE__COMMAND__OP_SET_NODE_STATE;
+    c.set_node_state = &s;
+    apply(&c, r);
+    return r->status;
+}
+
+static Lode__NodeInfo *get_node(uint32_t nid)
+{
+    struct cmn_buf b = {0};
+    Lode__NodeInfo *n = NULL;
+    if (meta_fsm_node_get(fsm, nid, &b) == 0)
+        n = lode__node_info__unpack(NULL, b.len, b.data);
+    cmn_buf_free(&b);
+    return n;
+}
+
+static void test_nodes(void)
+{
+    uint8_t u1[16] = {1}, u2[16] = {2};
+    struct meta_fsm_result r;
+
+    is_int(meta_fsm_epoch(fsm), 0, "empty map: epoch 0");
+    is_int(register_node(u1, 15, "h1:7000", "rack1", 100, &r), LODE_EBADMSG,
+           "register: 15-byte uuid rejected");
+    is_int(register_node(u1, 16, "", "rack1", 100, &r), -EINVAL, "register: address required");
+    is_int(register_node(u1, 16, "h1:7000", "", 100, &r), -EINVAL,
+           "register: failure domain required");
+    ok(strstr(r.message, "failure domain") != NULL, "message names the missing field: %s",
+       r.message);
+    is_int(meta_fsm_epoch(fsm), 0, "failed registrations leave the epoch");
+
+    is_int(register_node(u1, 16, "h1:7000", "rack1", 100, &r), 0, "register node 1");
+    is_int(r.nid, 1, "first nid is 1");
+    is_int(r.epoch, 1, "epoch 1 after first registration");
+    is_int(register_node(u2, 16, "h2:7000", "rack2", 200, &r), 0, "register node 2");
+    is_int(r.nid, 2, "second nid is 2");
+    is_int(r.epoch, 2, "epoch 2");
+    now_ms += 1000;
+    is_int(register_node(u1, 16, "h1:7000", "rack1", 150, &r), 0, "re-register unchanged");
+    is_int(r.nid, 1, "same uuid keeps its nid");
+    is_int(r.epoch, 2, "no map change, no epoch change");
+    Lode__NodeInfo *n = get_node(1);
+    ok(n && n->capacity_bytes == 150 && n->last_heartbeat_ms == now_ms &&
+           n->registered_ms == now_ms - 1000,
+       "re-registration updates capacity and heartbeat, keeps registered_ms");
+    lode__node_info__free_unpacked(n, NULL);
+    is_int(register_node(u1, 16, "h1b:7000", "rack1", 150, &r), 0, "re-register, new address");
+    is_int(r.epoch, 3, "address change bumps the epoch");
+
+    is_int(set_state(9, LODE__NODE_STATE__NODE_DOWN, 0, &r), LODE_ENONODE,
+           "set state: unknown nid");
+    is_int(set_state(1, 42, 0, &r), -EINVAL, "set state: invalid state");
+    is_int(set_state(1, LODE__NODE_STATE__NODE_DRAINING, 999, &r), 0, "drain node 1");
+    is_int(r.epoch, 4, "state change bumps the epoch");
+    is_int(set_state(1, LODE__NODE_STATE__NODE_DRAINING, 0, &r), 0, "drain again");
+    is_int(r.epoch, 4, "same state: epoch unchanged");
+    is_int(register_node(u1, 16, "h1b:7000", "rack1", 150, &r), 0, "draining node registers");
+    n = get_node(1);
+    ok(n && n->state == LODE__NODE_STATE__NODE_DRAINING, "registration keeps DRAINING");
+    lode__node_info__free_unpacked(n, NULL);
+    is_int(r.epoch, 4, "and does not change the epoch");
+    is_int(set_state(2, LODE__NODE_STATE__NODE_REMOVED, 0, &r), 0, "remove node 2");
+    is_int(r.epoch, 5, "epoch 5");
+    is_int(set_state(2, LODE__NODE_STATE__NODE_UP, 0, &r), LODE_ESTATE, "removed is terminal");
+    is_int(register_node(u2, 16, "h2:7000", "rack2", 200, &r), LODE_ESTATE,
+           "removed node cannot re-register");
+    is_int(meta_fsm_epoch(fsm), 5, "epoch read back");
+
+    struct cmn_buf b = {0};
+    is_int(meta_fsm_cluster_map(fsm, &b), 0, "cluster map");
+    Lode__ClusterMap *m = lode__cluster_map__unpack(NULL, b.len, b.data);
+    ok(m && m->epoch == 5 && m->n_nodes == 2 && m->nodes[0]->nid == 1 && m->nodes[1]->nid == 2 &&
+           m->nodes[0]->capacity_bytes == 150 && strcmp(m->nodes[0]->address, "h1b:7000") == 0 &&
+           m->nodes[1]->state == LODE__NODE_STATE__NODE_REMOVED,
+       "cluster map holds both nodes in nid order with their state");
+    lode__cluster_map__free_unpacked(m, NULL);
+    is_int(meta_fsm_node_get(fsm, 77, &b), LODE_ENONODE, "node_get unknown nid");
+    cmn_buf_free(&b);
+}
+
+/* ---- buckets */
+
+static void test_buckets(void)
+{
+    static const char *bad[] = {"ab", "Abc", "a_b", "-abc", "abc-", "a..b", "192.168.5.4",
+                                "xn--abc", "abc-s3alias", "abc--ol-s3", "sthree-x", "ab c",
+                                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+        is_int(create_bucket(bad[i], "alice"), LODE_EINVALNAME, "bucket name '%s' rejected",
+               bad[i]);
+    static const char *good[] = {"abc", "my.bucket-1", "192.168.5", "1bucket2",
+                                 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
+        is_int(create_bucket(good[i], i % 2 ? "bob" : "alice"), 0, "bucket name '%s' accepted",
+               good[i]);
+    is_int(create_bucket("abc", "bob"), LODE_EBUCKETEXISTS, "existing bucket");
+
+    struct cmn_buf b = {0};
+    struct cmn_err err;
+    is_int(meta_fsm_bucket_get(fsm, "abc", &b, &err), 0, "bucket_get");
+    Lode__BucketRecord *br = lode__bucket_record__unpack(NULL, b.len, b.data);
+    ok(br && strcmp(br->owner, "alice") == 0 && br->created_ms == now_ms,
+       "bucket record keeps owner and the command's time");
+    lode__bucket_record__free_unpacked(br, NULL);
+    is_int(meta_fsm_bucket_get(fsm, "nope", &b, &err), LODE_ENOBUCKET, "bucket_get missing");
+    is_int(meta_fsm_bucket_list(fsm, "bob", &b), 0, "bucket_list by owner");
+    Lode__BucketListResponse *bl = lode__bucket_list_response__unpack(NULL, b.len, b.data);
+    ok(bl && bl->n_buckets == 2 && strcmp(bl->buckets[0]->name, "1bucket2") == 0 &&
+           strcmp(bl->buckets[1]->name, "my.bucket-1") == 0,
+       "bob owns two buckets, listed in name order");
+    lode__bucket_list_response__free_unpacked(bl, NULL);
+    is_int(meta_fsm_bucket_list(fsm, NULL, &b), 0, "bucket_list all");
+    bl = lode__bucket_list_response__unpack(NULL, b.len, b.data);
+    ok(bl && bl->n_buckets == 5, "five buckets in all");
+    lode__bucket_list_response__free_unpacked(bl, NULL);
+    cmn_buf_free(&b);
+
+    is_int(delete_bucket("nope"), LODE_ENOBUCKET, "delete missing bucket");
+    is_int(put_object("abc", "k", 1, NULL, 0, false, NULL), 0, "object in abc");
+    is_int(delete_bucket("abc"), LODE_EBUCKETNOTEMPTY, "delete non-empty bucket");
+    is_int(delete_object("abc", "k", 0), 0, "delete the object");
+    is_int(delete_bucket("abc"), 0, "delete the now empty bucket");
+    is_int(meta_fsm_bucket_get(fsm, "abc", &b, &err), LODE_ENOBUCKET, "bucket gone");
+    /* A bucket whose name is a prefix of another's must not see the other's objects. */
+    is_int(create_bucket("abc", "alice"), 0, "recreate abc");
+    is_int(create_bucket("abcd", "alice"), 0, "create abcd");
+    is_int(put_object("abcd", "k", 1, NULL, 0, false, NULL), 0, "object in abcd");
+    is_int(delete_bucket("abc"), 0, "abc is empty although abcd is not");
+    cmn_buf_free(&b);
+}
+
+/* ---- objects */
+
+static void test_objects(void)
+{
+    struct lay l1, l2, l3;
+    uint64_t v1, v2, v3;
+    int code;
+    char key1024[1025], key1025[1026];
+
+    is_int(create_bucket("objs", "alice"), 0, "bucket objs");
+    is_int(put_object("nobucket", "k", 1, NULL, 0, false, NULL), LODE_ENOBUCKET,
+           "put into missing bucket");
+    is_int(put_object("objs", "", 1, NULL, 0, false, NULL), LODE_EINVALNAME, "empty key");
+    memset(key1024, 'x', 1024);
+    key1024[1024] = 0;
+    memset(key1025, 'x', 1025);
+    key1025[1025] = 0;
+    is_int(put_object("objs", key1025, 1, NULL, 0, false, NULL), LODE_EINVALNAME,
+           "1025-byte key rejected");
+    is_int(put_object("objs", key1024, 7, NULL, 0, false, &v1), 0, "1024-byte key accepted");
+    Lode__ObjectRecord *o = get_object(fsm, "objs", key1024, &code);
+    ok(o && o->size == 7 && o->version == v1, "1024-byte key reads back");
+    lode__object_record__free_unpacked(o, NULL);
+    is_int(delete_object("objs", key1024, 0), 0, "1024-byte key deleted");
+    o = get_object(fsm, "objs", key1024, &code);
+    ok(!o && code == LODE_ENOKEY, "and gone");
+
+    is_int(put_object("objs", "a", 10, lay_init(&l1, 101, 6), 0, false, &v1), 0, "put a");
+    o = get_object(fsm, "objs", "a", &code);
+    ok(o && o->version == v1 && o->mtime_ms == now_ms && o->size == 10 &&
+           o->layout && o->layout->n_stripes == 1 && o->layout->stripes[0]->n_chunks == 6,
+       "record stored with version, mtime from the command, layout");
+    lode__object_record__free_unpacked(o, NULL);
+    is_int(put_object("objs", "a", 10, NULL, 0, true, NULL), LODE_EPRECONDITION,
+           "if_absent on an existing object");
+    is_int(put_object("objs", "b", 10, NULL, 5, false, NULL), LODE_EPRECONDITION,
+           "if_version on a missing object");
+    is_int(put_object("objs", "a", 10, NULL, v1 + 100, false, NULL), LODE_EPRECONDITION,
+           "if_version mismatch");
+
+    uint64_t gc0 = gc_last_seq();
+    /* Two writers read version v1 and both try to replace it: exactly one wins. */
+    int w1 = put_object("objs", "a", 20, lay_init(&l2, 102, 6), v1, false, &v2);
+    int w2 = put_object("objs", "a", 30, lay_init(&l3, 103, 6), v1, false, &v3);
+    is_int(w1, 0, "first conditional writer wins");
+    is_int(w2, LODE_EPRECONDITION, "second conditional writer loses");
+    ok(v2 > v1, "versions grow (%llu > %llu)", (unsigned long long)v2, (unsigned long long)v1);
+    o = get_object(fsm, "objs", "a", &code);
+    ok(o && o->size == 20 && o->version == v2, "the winner's record is current");
+    lode__object_record__free_unpacked(o, NULL);
+    is_int(gc_count(gc0, 101, "overwrite"), 6, "overwrite sends the old layout's 6 chunks to GC");
+    is_int(gc_count(gc0, 103, "overwrite"), 0, "the loser's chunks are not in GC");
+    is_int(gc_total(gc0), 6, "nothing else enqueued");
+
+    is_int(put_object("objs", "a", 40, NULL, 0, false, &v3), 0, "unconditional overwrite");
+    is_int(gc_count(gc0, 102, "overwrite"), 6, "second overwrite GCs the winner's chunks");
+    is_int(delete_object("objs", "zzz", 0), LODE_ENOKEY, "delete missing key");
+    is_int(delete_object("nobucket", "a", 0), LODE_ENOBUCKET, "delete in missing bucket");
+    is_int(delete_object("objs", "a", v2), LODE_EPRECONDITION, "delete with stale version");
+    is_int(put_object("objs", "a", 40, lay_init(&l1, 104, 3), v3, false, &v3), 0,
+           "conditional overwrite");
+    uint64_t gc1 = gc_last_seq();
+    is_int(delete_object("objs", "a", v3), 0, "delete with current version");
+    is_int(gc_count(gc1, 104, "delete"), 3, "delete sends its chunks to GC");
+    o = get_object(fsm, "objs", "a", &code);
+    ok(!o && code == LODE_ENOKEY, "deleted object is gone");
+    o = get_object(fsm, "nobucket", "a", &code);
+    ok(!o && code == LODE_ENOBUCKET, "object_get in a missing bucket");
+}
+
+/* ---- multipart */
+
+static Lode__UploadRecord *get_upload(const char *id, int *code)
+{
+    struct cmn_buf b = {0};
+    *code = meta_fsm_upload_get(fsm, id, &b, NULL);
+    Lode__UploadRecord *u = *code ? NULL : lode__upload_record__unpack(NULL, b.len, b.data);
+    cmn_buf_free(&b);
+    return u;
+}
+
+static void test_multipart(void)
+{
+    struct lay p1, p2, p2b, p3, old;
+    uint64_t v;
+    int code;
+    char msg[256];
+
+    is_int(create_bucket("mpu", "alice"), 0, "bucket mpu");
+    is_int(create_upload("nobucket", "k", "u0"), LODE_ENOBUCKET, "upload in missing bucket");
+    is_int(create_upload("mpu", "", "u0"), LODE_EINVALNAME, "upload with empty key");
+    is_int(create_upload("mpu", "k", ""), -EINVAL, "upload without id");
+    is_int(create_upload("mpu", "big", "u1"), 0, "create upload u1");
+    is_int(create_upload("mpu", "other", "u1"), -EEXIST, "upload ids are unique");
+    Lode__UploadRecord *u = get_upload("u1", &code);
+    ok(u && strcmp(u->key, "big") == 0 && u->initiated_ms == now_ms && u->template_ &&
+           strcmp(u->template_->content_type, "text/plain") == 0,
+       "upload record stored with template and time");
+    lode__upload_record__free_unpacked(u, NULL);
+
+    is_int(put_part("nope", 1, 5, "e1", NULL), LODE_ENOUPLOAD, "part of missing upload");
+    is_int(put_part("u1", 0, 5, "e1", NULL), LODE_EBADPART, "part number 0");
+    is_int(put_part("u1", 10001, 5, "e1", NULL), LODE_EBADPART, "part number 10001");
+    is_int(put_part("u1", 1, 5, "e1", lay_init(&p1, 201, 6)), 0, "part 1");
+    is_int(put_part("u1", 2, 6, "e2old", lay_init(&p2, 202, 6)), 0, "part 2");
+    uint64_t gc0 = gc_last_seq();
+    is_int(put_part("u1", 2, 7, "e2", lay_init(&p2b, 212, 6)), 0, "part 2 replaced");
+    is_int(gc_count(gc0, 202, "overwrite"), 6, "replaced part's chunks go to GC");
+    is_int(put_part("u1", 3, 8, "e3", lay_init(&p3, 203, 6)), 0, "part 3");
+    is_int(put_part("u1", 10000, 1, "e4", NULL), 0, "part 10000 allowed");
+
+    const uint32_t n12[] = {1, 2}, n21[] = {2, 1}, n11[] = {1, 1}, n15[] = {1, 5};
+    const char *e12[] = {"e1", "e2"}, *e12q[] = {"\"e1\"", "\"e2\""}, *e1x[] = {"e1", "bad"};
+    is_int(complete_upload("nope", n12, e12, 2, false, NULL, NULL), LODE_ENOUPLOAD,
+           "complete missing upload");
+    is_int(complete_upload("u1", n12, e12, 0, false, NULL, NULL), LODE_EBADPART,
+           "complete with no parts");
+    is_int(complete_upload("u1", n21, e12, 2, false, NULL, msg), LODE_EPARTORDER,
+           "descending parts");
+    ok(strstr(msg, "ascending") != NULL, "order message: %s", msg);
+    is_int(complete_upload("u1", n11, e12, 2, false, NULL, NULL), LODE_EPARTORDER,
+           "repeated part number");
+    is_int(complete_upload("u1", n15, e12, 2, false, NULL, msg), LODE_EBADPART,
+           "part never uploaded");
+    is_int(complete_upload("u1", n12, e1x, 2, false, NULL, msg), LODE_EBADPART,
+           "ETag mismatch");
+    ok(strstr(msg, "part 2") != NULL, "mismatch message names the part: %s", msg);
+
+    is_int(put_object("mpu", "big", 1, lay_init(&old, 299, 2), 0, false, NULL), 0,
+           "an object the upload will replace");
+    is_int(complete_upload("u1", n12, e12q, 2, true, NULL, NULL), LODE_EPRECONDITION,
+           "if_absent complete onto an existing object");
+    u = get_upload("u1", &code);
+    ok(u != NULL, "a failed complete leaves the upload");
+    lode__upload_record__free_unpacked(u, NULL);
+
+    uint64_t gc1 = gc_last_seq();
+    now_ms += 5000;
+    is_int(complete_upload("u1", n12, e12q, 2, false, &v, NULL), 0,
+           "complete with parts 1,2 (quoted ETags)");
+    Lode__ObjectRecord *o = get_object(fsm, "mpu", "big", &code);
+    ok(o && o->version == v && o->size == 12 && o->n_parts == 2 && o->parts[0]->number == 1 &&
+           o->parts[1]->number == 2 && o->parts[1]->size == 7 &&
+           strcmp(o->etag, "feedfacefeedfacefeedfacefeedface-2") == 0 &&
+           strcmp(o->content_type, "text/plain") == 0 && strcmp(o->owner, "alice") == 0 &&
+           o->mtime_ms == now_ms && !o->layout,
+       "object assembled from the template and the listed parts");
+    ok(o && o->parts[0]->layout && chunk_tag(o->parts[0]->layout->stripes[0]->chunks[0]) == 201,
+       "parts keep their layouts");
+    lode__object_record__free_unpacked(o, NULL);
+    is_int(gc_count(gc1, 203, "unlisted-part"), 6, "unlisted part 3 goes to GC");
+    is_int(gc_count(gc1, 299, "overwrite"), 2, "the replaced object goes to GC");
+    is_int(gc_count(gc1, 201, "unlisted-part") + gc_count(gc1, 212, "unlisted-part"), 0,
+           "listed parts stay");
+    is_int(gc_total(gc1), 8, "nothing else enqueued");
+    u = get_upload("u1", &code);
+    ok(!u && code == LODE_ENOUPLOAD, "completed upload is gone");
+    is_int(put_part("u1", 1, 5, "e1", NULL), LODE_ENOUPLOAD, "no parts after completion");
+
+    is_int(abort_upload("u1"), LODE_ENOUPLOAD, "abort a completed upload");
+    is_int(create_upload("mpu", "k2", "u2"), 0, "upload u2");
+    is_int(put_part("u2", 1, 5, "e1", lay_init(&p1, 221, 6)), 0, "u2 part 1");
+    is_int(put_part("u2", 2, 5, "e2", lay_init(&p2, 222, 4)), 0, "u2 part 2");
+    uint64_t gc2 = gc_last_seq();
+    is_int(abort_upload("u2"), 0, "abort u2");
+    is_int(gc_count(gc2, 221, "abort") + gc_count(gc2, 222, "abort"), 10,
+           "abort sends every part's chunks to GC");
+    u = get_upload("u2", &code);
+    ok(!u && code == LODE_ENOUPLOAD, "aborted upload is gone");
+
+    /* Deleting a bucket aborts its pending uploads. */
+    is_int(create_bucket("mpu2", "alice"), 0, "bucket mpu2");
+    is_int(create_upload("mpu2", "x", "u3"), 0, "upload u3");
+    is_int(create_upload("mpu2", "y", "u4"), 0, "upload u4");
+    is_int(put_part("u3", 1, 5, "e", lay_init(&p1, 231, 6)), 0, "u3 part");
+    is_int(put_part("u4", 7, 5, "e", lay_init(&p2, 241, 6)), 0, "u4 part");
+    uint64_t gc3 = gc_last_seq();
+    is_int(delete_bucket("mpu2"), 0, "delete bucket with pending uploads");
+    is_int(gc_count(gc3, 231, "abort") + gc_count(gc3, 241, "abort"), 12,
+           "their parts go to GC");
+    u = get_upload("u3", &code);
+    ok(!u && code == LODE_ENOUPLOAD, "uploads of the deleted bucket are gone");
+    is_int(create_bucket("mpu2", "alice"), 0, "recreate mpu2");
+    struct cmn_buf b = {0};
+    Lode__UploadListRequest ur = LODE__UPLOAD_LIST_REQUEST__INIT;
+    ur.bucket = "mpu2";
+    is_int(meta_fsm_upload_list(fsm, &ur, &b, NULL), 0, "list uploads of recreated mpu2");
+    Lode__UploadListResponse *ul = lode__upload_list_response__unpack(NULL, b.len, b.data);
+    ok(ul && ul->n_uploads == 0, "no uploads survive");
+    lode__upload_list_response__free_unpacked(ul, NULL);
+    cmn_buf_free(&b);
+}
+
+/* ---- users */
+
+static int create_user(const char *name, const char *ak, const char *sk)
+{
+    Lode__Command c = LODE__COMMAND__INIT;
+    Lode__CreateUser u = LODE__CREATE_USER__INIT;
+    struct meta_fsm_result r;
+    u.name = (char *)name;
+    u.access_key = (char *)ak;
+    u.secret_key = (char *)sk;
+    c.op_case = LODE__COMMAND__OP_CREATE_USER;
+    c.create_user = &u;
+    apply(&c, &r);
+    return r.status;
+}
+
+static int delete_user(const char *name)
+{
+    Lode__Command c = LODE__COMMAND__INIT;
+    Lode__DeleteUser u = LODE__DELETE_USER__INIT;
+    struct meta_fsm_result r;
+    u.name = (char *)name;
+    c.op_case = LODE__COMMAND__OP_DELETE_USER;
+    c.delete_user = &u;
+    apply(&c, &r);
+    return r.status;
+}
+
+static void test_users(void)
+{
+    struct cmn_buf b = {0};
+    is_int(create_user("", "AK1", "s1"), LODE_EINVALNAME, "empty user name");
+    is_int(create_user("bad name", "AK1", "s1"), LODE_EINVALNAME, "user name with a space");
+    is_int(create_user("a/b", "AK1", "s1"), LODE_EINVALNAME, "user name with a slash");
+    is_int(create_user("alice", "", "s1"), -EINVAL, "missing access key");
+    is_int(create_user("alice", "AK1", ""), -EINVAL, "missing secret key");
+    is_int(create_user("alice.smith@example+1=x_y-z", "AK1", "s1"), 0, "create user");
+    is_int(create_user("alice.smith@example+1=x_y-z", "AK2", "s2"), LODE_EUSEREXISTS,
+           "existing user");
+    is_int(create_user("bob", "AK1", "s2"), -EEXIST, "access key already in use");
+    is_int(create_user("bob", "AK2", "s2"), 0, "create bob");
+
+    is_int(meta_fsm_access_key_get(fsm, "AK1", &b, NULL), 0, "access key lookup");
+    Lode__AccessKeyRecord *k = lode__access_key_record__unpack(NULL, b.len, b.data);
+    ok(k && strcmp(k->secret_key, "s1") == 0 &&
+           strcmp(k->user, "alice.smith@example+1=x_y-z") == 0 && k->created_ms == now_ms,
+       "access key record holds secret, user and time");
+    lode__access_key_record__free_unpacked(k, NULL);
+    is_int(meta_fsm_access_key_get(fsm, "nope", &b, NULL), LODE_ENOACCESSKEY,
+           "unknown access key");
+    is_int(meta_fsm_user_list(fsm, &b), 0, "user list");
+    Lode__UserListResponse *ul = lode__user_list_response__unpack(NULL, b.len, b.data);
+    ok(ul && ul->n_users == 2 && strcmp(ul->users[1]->name, "bob") == 0 &&
+           ul->users[1]->n_access_keys == 1 && strcmp(ul->users[1]->access_keys[0], "AK2") == 0,
+       "users listed with their access keys");
+    ok(ul && memmem(b.data, b.len, "s2", 2) == NULL, "user list carries no secret");
+    lode__user_list_response__free_unpacked(ul, NULL);
+
+    is_int(delete_user("carol"), LODE_ENOUSER, "delete missing user");
+    is_int(delete_user("bob"), 0, "delete bob");
+    is_int(meta_fsm_access_key_get(fsm, "AK2", &b, NULL), LODE_ENOACCESSKEY,
+           "deleting a user removes its keys");
+    is_int(create_user("bob", "AK2", "s3"), 0, "name and key can be reused after delete");
+    cmn_buf_free(&b);
+}
+
+/* ---- GC and members */
+
+static void test_gc_members(void)
+{
+    Lode__Command c = LODE__COMMAND__INIT;
+    Lode__GcEnqueue g = LODE__GC_ENQUEUE__INIT;
+    struct meta_fsm_result r;
+    struct lay l;
+    lay_init(&l, 301, 3);
+    uint64_t gc0 = gc_last_seq();
+    g.n_chunks = 3;
+    g.chunks = l.cp;
+    g.reason = "failed-put";
+    c.op_case = LODE__COMMAND__OP_GC_ENQUEUE;
+    c.gc_enqueue = &g;
+    apply(&c, &r);
+    is_int(r.status, 0, "gc enqueue");
+    Lode__GcListResponse *gl = gc_list(gc0);
+    ok(gl->n_entries == 3 && gl->entries[0]->seq == gc0 + 1 && gl->entries[2]->seq == gc0 + 3 &&
+           strcmp(gl->entries[1]->reason, "failed-put") == 0 &&
+           gl->entries[1]->enqueued_ms == now_ms && gl->entries[1]->chunk->nid == 2,
+       "entries appended with consecutive seqs");
+    lode__gc_list_response__free_unpacked(gl, NULL);
+
+    l.c[1].chunk_id.len = 5;
+    apply(&c, &r);
+    is_int(r.status, LODE_EBADMSG, "chunk id of 5 bytes rejected");
+    is_int(gc_total(gc0), 3, "and nothing enqueued");
+
+    uint64_t seqs[] = {gc0 + 1, gc0 + 3, 999999};
+    Lode__Command a = LODE__COMMAND__INIT;
+    Lode__GcAck ack = LODE__GC_ACK__INIT;
+    ack.n_seqs = 3;
+    ack.seqs = seqs;
+    a.op_case = LODE__COMMAND__OP_GC_ACK;
+    a.gc_ack = &ack;
+    apply(&a, &r);
+    is_int(r.status, 0, "gc ack (one unknown seq ignored)");
+    gl = gc_list(gc0);
+    ok(gl->n_entries == 1 && gl->entries[0]->seq == gc0 + 2, "only the unacked entry remains");
+    lode__gc_list_response__free_unpacked(gl, NULL);
+    struct cmn_buf b = {0};
+    is_int(meta_fsm_gc_list(fsm, 0, 1, &b), 0, "gc list with max 1");
+    gl = lode__gc_list_response__unpack(NULL, b.len, b.data);
+    ok(gl && gl->n_entries == 1, "max is honoured");
+    lode__gc_list_response__free_unpacked(gl, NULL);
+
+    Lode__Command s = LODE__COMMAND__INIT;
+    Lode__SetMember sm = LODE__SET_MEMBER__INIT;
+    Lode__MetaMember m = LODE__META_MEMBER__INIT;
+    m.id = 0;
+    m.raft_address = "10.0.0.1:7001";
+    m.rpc_address = "10.0.0.1:7002";
+    sm.member = &m;
+    s.op_case = LODE__COMMAND__OP_SET_MEMBER;
+    s.set_member = &sm;
+    apply(&s, &r);
+    is_int(r.status, -EINVAL, "member id 0 rejected");
+    for (uint64_t id = 3; id >= 1; id--) {
+        m.id = id;
+        apply(&s, &r);
+        is_int(r.status, 0, "set member %llu", (unsigned long long)id);
+    }
+    m.id = 2;
+    m.rpc_address = "10.0.0.9:7002";
+    apply(&s, &r);
+    is_int(meta_fsm_member_get(fsm, 2, &b), 0, "member get");
+    Lode__MetaMember *mm = lode__meta_member__unpack(NULL, b.len, b.data);
+    ok(mm && strcmp(mm->rpc_address, "10.0.0.9:7002") == 0, "member updated in place");
+    lode__meta_member__free_unpacked(mm, NULL);
+    sm.remove = true;
+    m.id = 3;
+    apply(&s, &r);
+    is_int(r.status, 0, "remove member 3");
+    is_int(meta_fsm_member_list(fsm, &b), 0, "member list");
+    Lode__MetaStatusResponse *ms = lode__meta_status_response__unpack(NULL, b.len, b.data);
+    ok(ms && ms->n_voters == 2 && ms->voters[0]->id == 1 && ms->voters[1]->id == 2,
+       "members 1 and 2 remain, in id order");
+    lode__meta_status_response__free_unpacked(ms, NULL);
+    is_int(meta_fsm_member_get(fsm, 3, &b), -ENOENT, "removed member is gone");
+    cmn_buf_free(&b);
+}
+
+/* ---- dedupe */
+
+static int dedupe_put(const uint8_t *cid, size_t cid_len, uint64_t seq, const char *key,
+                      struct meta_fsm_result *r)
+{
+    Lode__Command c = LODE__COMMAND__INIT;
+    Lode__PutObject p = LODE__PUT_OBJECT__INIT;
+    Lode__ObjectRecord o = LODE__OBJECT_RECORD__INIT;
+    o.size = seq;
+    p.bucket = "ddb";
+    p.key = (char *)key;
+    p.record = &o;
+    p.if_absent = true;
+    c.client_id.data = (uint8_t *)cid;
+    c.client_id.len = cid_len;
+    c.seq = seq;
+    c.op_case = LODE__COMMAND__OP_PUT_OBJECT;
+    c.put_object = &p;
+    apply(&c, r);
+    return r->status;
+}
+
+static void test_dedupe(void)
+{
+    uint8_t cid[16] = {0xc1, 0x1e, 0x47}, cid2[16] = {0xc2};
+    uint8_t d1[32], d2[32];
+    struct meta_fsm_result r, r2;
+    int code;
+
+    is_int(create_bucket("ddb", "alice"), 0, "bucket ddb");
+    is_int(dedupe_put(cid, 16, 5, "k", &r), 0, "client seq 5 applies");
+    uint64_t v5 = r.version;
+    digest(fsm, d1);
+    now_ms += 10;
+    is_int(dedupe_put(cid, 16, 5, "k", &r2), 0,
+           "the same (client, seq) again returns the first result, not a precondition failure");
+    is_int(r2.version, v5, "with the first version");
+    digest(fsm, d2);
+    ok(memcmp(d1, d2, 32) == 0, "and changes nothing");
+    Lode__ObjectRecord *o = get_object(fsm, "ddb", "k", &code);
+    ok(o && o->version == v5 && o->size == 5, "object is the first application's");
+    lode__object_record__free_unpacked(o, NULL);
+
+    is_int(dedupe_put(cid, 16, 4, "other", &r), LODE_EPRECONDITION, "older seq is refused");
+    ok(strstr(r.message, "stale retry") != NULL, "as a stale retry: %s", r.message);
+    o = get_object(fsm, "ddb", "other", &code);
+    ok(!o, "and not applied");
+
+    is_int(dedupe_put(cid, 16, 6, "k", &r), LODE_EPRECONDITION, "seq 6 applies and fails");
+    char first_msg[256];
+    snprintf(first_msg, sizeof(first_msg), "%s", r.message);
+    is_int(dedupe_put(cid, 16, 6, "k", &r2), LODE_EPRECONDITION, "its retry returns the failure");
+    is_str(r2.message, first_msg, "with the same message");
+    is_int(dedupe_put(cid, 16, 5, "k", &r), LODE_EPRECONDITION,
+           "only the latest result is kept: seq 5 is now stale");
+    ok(strstr(r.message, "stale retry") != NULL, "stale: %s", r.message);
+
+    is_int(dedupe_put(cid2, 16, 1, "k2", &r), 0, "another client has its own sequence");
+    is_int(dedupe_put(cid, 5, 7, "k3", &r), LODE_EBADMSG, "5-byte client id rejected");
+    is_int(dedupe_put(NULL, 0, 0, "k4", &r), 0, "no client id: no dedupe");
+    is_int(dedupe_put(NULL, 0, 0, "k4", &r), LODE_EPRECONDITION,
+           "and a repeat is applied again (if_absent fails)");
+}
+
+/* ---- malformed entries and versions */
+
+static void test_malformed(void)
+{
+    struct meta_fsm_result r;
+    uint8_t d1[32], d2[32];
+    uint8_t garbage[] = {1, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x22};
+    uint8_t wrongfmt[] = {9, 0x08, 0x01};
+
+    digest(fsm, d1);
+    is_int(meta_fsm_apply_entry(fsm, garbage, 0, &r), 0, "empty entry: not an error");
+    is_int(r.status, LODE_EBADMSG, "but an EBADMSG result");
+    is_int(meta_fsm_apply_entry(fsm, wrongfmt, sizeof(wrongfmt), &r), 0, "unknown format byte");
+    is_int(r.status, LODE_EBADMSG, "EBADMSG result");
+    is_int(meta_fsm_apply_entry(fsm, garbage, sizeof(garbage), &r), 0, "garbage command");
+    is_int(r.status, LODE_EBADMSG, "EBADMSG result");
+    for (size_t n = 1; n < sizeof(garbage); n++) {
+        meta_fsm_apply_entry(fsm, garbage, n, &r);
+        if (r.status == 0)
+            break;
+    }
+    ok(r.status != 0, "no prefix of the garbage applies");
+
+    Lode__Command c = LODE__COMMAND__INIT;
+    apply(&c, &r);
+    is_int(r.status, LODE_EBADMSG, "command without an operation");
+    Lode__DeleteBucket d = LODE__DELETE_BUCKET__INIT;
+    d.name = "objs";
+    c.op_case = LODE__COMMAND__OP_DELETE_BUCKET;
+    c.delete_bucket = &d;
+    c.version = 2;
+    apply(&c, &r);
+    is_int(r.status, LODE_EVERSION, "newer command schema refused");
+    digest(fsm, d2);
+    ok(memcmp(d1, d2, 32) == 0, "malformed entries change nothing");
+
+    /* A domain failure in the middle of a command leaves no partial write. */
+    struct lay l;
+    is_int(put_object("objs", "keep", 1, lay_init(&l, 401, 2), 0, false, NULL), 0,
+           "object for the no-op check");
+    digest(fsm, d1);
+    is_int(put_object("objs", "keep", 1, NULL, 12345, false, NULL), LODE_EPRECONDITION,
+           "failed conditional put");
+    digest(fsm, d2);
+    ok(memcmp(d1, d2, 32) == 0, "a failed command changes nothing (no version consumed)");
+}
+
+/* ---- snapshots */
+
+static void test_snapshot(void)
+{
+    struct cmn_buf snap = {0}, b = {0};
+    struct cmn_err err;
+    uint8_t d1[32], d2[32], d3[32];
+    char key700[701];
+    int code;
+
+    /* Long keys share a bundle; make sure those travel too. */
+    memset(key700, 'q', 700);
+    key700[700] = 0;
+    is_int(put_object("objs", key700, 1, NULL, 0, false, NULL), 0, "700-byte key");
+    key700[650] = 'r';
+    is_int(put_object("objs", key700, 2, NULL, 0, false, NULL), 0, "another in the same bundle");
+
+    is_int(meta_fsm_snapshot(fsm, &snap), 0, "snapshot");
+    digest(fsm, d1);
+    struct meta_fsm *f2 = open_at("restored", 0);
+    is_int(meta_fsm_restore(f2, snap.data, snap.len, &err), 0, "restore into a fresh fsm");
+    digest(f2, d2);
+    ok(memcmp(d1, d2, 32) == 0, "restored state has the same digest");
+    Lode__ObjectRecord *o = get_object(f2, "objs", key700, &code);
+    ok(o && o->size == 2, "long key readable after restore");
+    lode__object_record__free_unpacked(o, NULL);
+    is_int(meta_fsm_epoch(f2), meta_fsm_epoch(fsm), "epoch restored");
+
+    /* Counters travel: the next command gets the same result on both replicas. */
+    struct meta_fsm_result r1, r2;
+    Lode__Command c = LODE__COMMAND__INIT;
+    Lode__PutObject p = LODE__PUT_OBJECT__INIT;
+    Lode__ObjectRecord rec = LODE__OBJECT_RECORD__INIT;
+    p.bucket = "objs";
+    p.key = "after-restore";
+    p.record = &rec;
+    c.op_case = LODE__COMMAND__OP_PUT_OBJECT;
+    c.put_object = &p;
+    apply_on(fsm, &c, &r1);
+    apply_on(f2, &c, &r2);
+    ok(r1.status == 0 && r2.status == 0 && r1.version == r2.version,
+       "both replicas assign version %llu", (unsigned long long)r1.version);
+    digest(fsm, d1);
+    digest(f2, d2);
+    ok(memcmp(d1, d2, 32) == 0, "and stay equal");
+    is_int(meta_fsm_snapshot(f2, &b), 0, "snapshot of the restored fsm");
+    is_int(meta_fsm_snapshot(fsm, &snap), 0, "snapshot of the original");
+    ok(b.len == snap.len && memcmp(b.data, snap.data, b.len) == 0,
+       "snapshots of equal states are byte-identical");
+
+    /* Corrupt and truncated snapshots are rejected without touching the state. */
+    digest(f2, d2);
+    snap.data[snap.len / 2] ^= 0x40;
+    is_int(meta_fsm_restore(f2, snap.data, snap.len, &err), LODE_ECORRUPT,
+           "flipped byte: checksum mismatch");
+    snap.data[snap.len / 2] ^= 0x40;
+    is_int(meta_fsm_restore(f2, snap.data, snap.len - 1, &err) != 0, 1, "truncated snapshot");
+    is_int(meta_fsm_restore(f2, snap.data, 10, &err), LODE_EBADMSG, "tiny snapshot");
+    snap.data[0] = 'X';
+    is_int(meta_fsm_restore(f2, snap.data, snap.len, &err), LODE_EBADMSG, "bad magic");
+    snap.data[0] = 'L';
+    digest(f2, d3);
+    ok(memcmp(d2, d3, 32) == 0, "state intact after rejected restores");
+    o = get_object(f2, "objs", "after-restore", &code);
+    ok(o != NULL, "objects still readable");
+    lode__object_record__free_unpacked(o, NULL);
+
+    /* A well-formed snapshot of an empty state clears everything. */
+    struct meta_fsm *empty = open_at("empty", 0);
+    is_int(meta_fsm_snapshot(empty, &b), 0, "snapshot of an empty fsm");
+    is_int(meta_fsm_restore(f2, b.data, b.len, &err), 0, "restore it over a full one");
+    digest(empty, d1);
+    digest(f2, d2);
+    ok(memcmp(d1, d2, 32) == 0, "now empty");
+    o = get_object(f2, "objs", "after-restore", &code);
+    ok(!o && code == LODE_ENOBUCKET, "buckets are gone too");
+    meta_fsm_close(empty);
+    meta_fsm_close(f2);
+    cmn_buf_free(&snap);
+    cmn_buf_free(&b);
+}
+
+/* ---- map growth (with a concurrent reader) and reopen */
+
+static atomic_int reader_stop;
+static int reader_errors;
+static long reader_rounds;
+
+/* Lists and reads on its own thread while the apply thread grows the map. */
+static void *reader_main(void *arg)
+{
+    struct meta_fsm *f = arg;
+    struct cmn_buf b = {0};
+    while (!atomic_load(&reader_stop)) {
+        Lode__ObjectListRequest q = LODE__OBJECT_LIST_REQUEST__INIT;
+        q.bucket = "grow";
+        q.prefix = "obj-0";
+        q.max_keys = 100;
+        if (meta_fsm_object_list(f, &q, &b, NULL) != 0 || meta_fsm_cluster_map(f, &b) != 0)
+            reader_errors++;
+        reader_rounds++;
+    }
+    cmn_buf_free(&b);
+    return NULL;
+}
+
+static void test_growth_and_wipe(void)
+{
+    struct meta_fsm *keep = fsm;
+    pthread_t th;
+    fsm = open_at("small", 256 * 1024);
+    uint64_t before = meta_fsm_map_size(fsm);
+    is_int(create_bucket("grow", "alice"), 0, "bucket in a small map");
+    atomic_store(&reader_stop, 0);
+    if (pthread_create(&th, NULL, reader_main, fsm) != 0)
+        tap_bail("pthread_create");
+    char key[32];
+    struct lay l;
+    int fails = 0;
+    Lode__Layout *lay = lay_init(&l, 501, 6);
+    for (int i = 0; i < 3000; i++) {
+        snprintf(key, sizeof(key), "obj-%05d", i);
+        fails += put_object("grow", key, (uint64_t)i, lay, 0, false, NULL) != 0;
+    }
+    atomic_store(&reader_stop, 1);
+    pthread_join(th, NULL);
+    is_int(fails, 0, "3000 puts into a 256 KiB map succeed");
+    ok(meta_fsm_map_size(fsm) > before, "map grew from %llu to %llu bytes",
+       (unsigned long long)before, (unsigned long long)meta_fsm_map_size(fsm));
+    is_int(reader_errors, 0, "a concurrent reader saw no errors (%ld rounds)", reader_rounds);
+    int code;
+    Lode__ObjectRecord *o = get_object(fsm, "grow", "obj-02999", &code);
+    ok(o && o->size == 2999, "last object readable");
+    lode__object_record__free_unpacked(o, NULL);
+    meta_fsm_close(fsm);
+
+    fsm = open_at("small", 0);
+    o = get_object(fsm, "grow", "obj-00001", &code);
+    ok(!o && code == LODE_ENOBUCKET, "reopening wipes the LMDB cache");
+    meta_fsm_close(fsm);
+    fsm = keep;
+}
+
+int main(void)
+{
+    make_root();
+    cmn_log_set_level(CMN_LOG_WARN);
+    fsm = open_at("main", 0);
+    test_nodes();
+    test_buckets();
+    test_objects();
+    test_multipart();
+    test_users();
+    test_gc_members();
+    test_dedupe();
+    test_malformed();
+    test_snapshot();
+    test_growth_and_wipe();
+    meta_fsm_close(fsm);
+    nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return tap_done();
+}
