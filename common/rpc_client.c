@@ -1,0 +1,657 @@
+/* Asynchronous RPC client for one peer.
+ *
+ * Connection states (one struct cconn per attempt; a failed attempt is never reused):
+ *
+ *   RESOLVING -> CONNECTING -> WAIT_HELLO -> WAIT_AUTH_OK -> READY
+ *        \____________\_____________\______________\__________\___> DEAD (closing)
+ *
+ * Calls are packed at submission and wait in `pending` (submission order) until the
+ * connection is READY; then they are written and stay in `pending` until their RESPONSE
+ * arrives (looked up by request id in a small hash), their timer fires, or the connection
+ * dies. Every path that ends a call goes through call_complete(), which fires the callback
+ * exactly once and frees the call once its timer handle has closed.
+ *
+ * Callbacks may submit new calls or close the client. Failing every pending call therefore
+ * first detaches the whole list, so calls submitted from a callback go to the next
+ * connection instead of being failed by the loop that is running the callback.
+ */
+#include "common/rpc.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lode/errno.h>
+
+#include "common/id.h"
+#include "common/log.h"
+#include "common/rpc_internal.h"
+
+#define LOG_CTX "rpc-client"
+#define READ_BUF_SIZE (64u << 10)
+#define DEFAULT_CONNECT_MS 3000
+#define DEFAULT_CALL_MS 10000
+#define HASH_BUCKETS 1024
+
+enum cconn_state {
+    CC_RESOLVING,
+    CC_CONNECTING,
+    CC_WAIT_HELLO,
+    CC_WAIT_AUTH_OK,
+    CC_READY,
+    CC_DEAD,
+};
+
+struct cwreq {
+    uv_write_t req;
+    struct cconn *cc;            /* set when written */
+    size_t len;
+    uint8_t data[];              /* a whole frame */
+};
+
+struct ccall {
+    struct cmn_rpc_client *cli;
+    struct ccall *prev, *next;   /* in cli->pending */
+    struct ccall *hnext;         /* hash chain */
+    int linked;                  /* in pending and the hash */
+    int done;                    /* callback fired */
+    uint64_t id;
+    unsigned method;
+    uint32_t timeout_ms;
+    cmn_rpc_response_cb cb;
+    void *data;
+    uv_timer_t timer;
+    struct cwreq *frame;         /* until written */
+};
+
+struct cconn {
+    struct cmn_rpc_client *cli;
+    enum cconn_state state;
+    uv_tcp_t tcp;
+    uv_timer_t timer;            /* connect + handshake deadline; also defers early failures */
+    uv_connect_t connect_req;
+    uv_getaddrinfo_t gai;
+    int refs;                    /* open handles + outstanding getaddrinfo */
+    int tcp_open;
+    int deferred_error;          /* failure to report from the timer (never synchronously) */
+    uint8_t server_nonce[CMN_RPC_NONCE_SIZE];
+    uint8_t client_nonce[CMN_RPC_NONCE_SIZE];
+    struct cmn_rpc_reader reader;
+};
+
+struct cmn_rpc_client {
+    uv_loop_t *loop;
+    char *address;
+    char host[CMN_RPC_HOST_MAX];
+    char port[8];
+    uint8_t *secret;
+    size_t secret_len;
+    uint32_t max_frame;
+    uint32_t connect_timeout_ms;
+    struct cconn *conn;          /* current attempt, or NULL */
+    struct ccall *pending_head, *pending_tail;
+    unsigned n_pending;
+    struct ccall *buckets[HASH_BUCKETS];
+    uint64_t next_id;
+    unsigned n_conns;            /* cconn objects not yet freed */
+    unsigned n_calls;            /* ccall objects not yet freed */
+    uv_timer_t tick;             /* never started; closing it defers close_cb */
+    int tick_open;
+    int closing;
+    void (*close_cb)(void *data);
+    void *close_data;
+    uint8_t read_buf[READ_BUF_SIZE];
+};
+
+static void conn_fail(struct cconn *cc, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- calls ----------------------------------------------------------------------------- */
+
+static void client_maybe_finish(struct cmn_rpc_client *cli)
+{
+    if (!cli->closing || cli->tick_open || cli->n_conns || cli->n_calls)
+        return;
+    void (*cb)(void *) = cli->close_cb;
+    void *data = cli->close_data;
+    explicit_bzero(cli->secret, cli->secret_len);
+    free(cli->secret);
+    free(cli->address);
+    free(cli);
+    if (cb)
+        cb(data);
+}
+
+static void call_unlink(struct ccall *call)
+{
+    struct cmn_rpc_client *cli = call->cli;
+    if (!call->linked)
+        return;
+    call->linked = 0;
+    if (call->prev)
+        call->prev->next = call->next;
+    else
+        cli->pending_head = call->next;
+    if (call->next)
+        call->next->prev = call->prev;
+    else
+        cli->pending_tail = call->prev;
+    call->prev = call->next = NULL;
+    cli->n_pending--;
+    struct ccall **pp = &cli->buckets[call->id % HASH_BUCKETS];
+    while (*pp && *pp != call)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = call->hnext;
+    call->hnext = NULL;
+}
+
+static void on_call_timer_closed(uv_handle_t *h)
+{
+    struct ccall *call = h->data;
+    struct cmn_rpc_client *cli = call->cli;
+    free(call);
+    cli->n_calls--;
+    client_maybe_finish(cli);
+}
+
+static void call_complete(struct ccall *call, const struct cmn_rpc_result *res)
+{
+    if (call->done)
+        return;
+    call->done = 1;
+    call_unlink(call);
+    uv_timer_stop(&call->timer);
+    free(call->frame);
+    call->frame = NULL;
+    call->cb(call->data, res);
+    uv_close((uv_handle_t *)&call->timer, on_call_timer_closed);
+}
+
+static void call_fail(struct ccall *call, int status, const char *msg)
+{
+    struct cmn_rpc_result res;
+    cmn_rpc_result_init(&res);
+    res.request_id = call->id;
+    cmn_rpc_result_set_local(&res, status, "%s", msg);
+    call_complete(call, &res);
+}
+
+/* Fails every pending call. The list is detached first (see the top of the file). */
+static void fail_all(struct cmn_rpc_client *cli, int status, const char *msg)
+{
+    struct ccall *list = cli->pending_head;
+    for (struct ccall *c = list; c; c = c->next)
+        c->linked = 0;
+    cli->pending_head = cli->pending_tail = NULL;
+    cli->n_pending = 0;
+    memset(cli->buckets, 0, sizeof(cli->buckets));
+    while (list) {
+        struct ccall *call = list;
+        list = call->next;
+        call->prev = call->next = call->hnext = NULL;
+        call_fail(call, status, msg);
+    }
+}
+
+static void on_call_timeout(uv_timer_t *t)
+{
+    struct ccall *call = t->data;
+    struct cmn_rpc_client *cli = call->cli;
+    char msg[384];
+    const char *name = cmn_rpc_method_name(call->method);
+    snprintf(msg, sizeof(msg), "%s to %s: no reply within %u ms", name ? name : "call",
+             cli->address, call->timeout_ms);
+    call_fail(call, LODE_ETIMEOUT, msg);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct cwreq *w = (struct cwreq *)req;
+    struct cconn *cc = w->cc;
+    free(w);
+    if (status < 0 && status != UV_ECANCELED)
+        conn_fail(cc, LODE_ECLOSED, "write to %s failed: %s", cc->cli->address,
+                  uv_strerror(status));
+}
+
+/* Takes ownership of w. */
+static int conn_write(struct cconn *cc, struct cwreq *w)
+{
+    w->cc = cc;
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
+    int rc = uv_write(&w->req, (uv_stream_t *)&cc->tcp, &b, 1, on_write);
+    if (rc < 0) {
+        free(w);
+        conn_fail(cc, LODE_ECLOSED, "write to %s failed: %s", cc->cli->address, uv_strerror(rc));
+    }
+    return rc;
+}
+
+static void send_call(struct cconn *cc, struct ccall *call)
+{
+    struct cwreq *w = call->frame;
+    call->frame = NULL;
+    conn_write(cc, w);
+}
+
+static void flush_pending(struct cconn *cc)
+{
+    struct cmn_rpc_client *cli = cc->cli;
+    for (struct ccall *call = cli->pending_head; call && cc->state == CC_READY;
+         call = call->next) {
+        if (call->frame)
+            send_call(cc, call);
+    }
+}
+
+/* ---- connection ------------------------------------------------------------------------ */
+
+static void conn_unref(struct cconn *cc)
+{
+    if (--cc->refs > 0)
+        return;
+    struct cmn_rpc_client *cli = cc->cli;
+    cmn_rpc_reader_free(&cc->reader);
+    free(cc);
+    cli->n_conns--;
+    client_maybe_finish(cli);
+}
+
+static void on_conn_handle_closed(uv_handle_t *h)
+{
+    conn_unref(h->data);
+}
+
+static void conn_fail(struct cconn *cc, int status, const char *fmt, ...)
+{
+    if (cc->state == CC_DEAD)
+        return;
+    struct cmn_rpc_client *cli = cc->cli;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    cc->state = CC_DEAD;
+    if (cli->conn == cc)
+        cli->conn = NULL;
+    if (cli->n_pending)
+        LOG_DEBUG(LOG_CTX, "%s; failing %u pending calls", msg, cli->n_pending);
+    uv_close((uv_handle_t *)&cc->timer, on_conn_handle_closed);
+    if (cc->tcp_open)
+        uv_close((uv_handle_t *)&cc->tcp, on_conn_handle_closed);
+    fail_all(cli, status, msg);
+}
+
+static void on_conn_timer(uv_timer_t *t)
+{
+    struct cconn *cc = t->data;
+    struct cmn_rpc_client *cli = cc->cli;
+    if (cc->deferred_error)
+        conn_fail(cc, cc->deferred_error, "connect to %s: %s", cli->address,
+                  lode_strerror(cc->deferred_error));
+    else
+        conn_fail(cc, LODE_ETIMEOUT, "connect to %s: no authenticated connection within %u ms",
+                  cli->address, cli->connect_timeout_ms);
+}
+
+static void defer_fail(struct cconn *cc, int status)
+{
+    cc->deferred_error = status;
+    uv_timer_start(&cc->timer, on_conn_timer, 0, 0);
+}
+
+static int on_frame(void *data, const struct cmn_rpc_header *h, const uint8_t *body,
+                    const uint8_t *payload)
+{
+    struct cconn *cc = data;
+    struct cmn_rpc_client *cli = cc->cli;
+
+    if (h->kind == CMN_RPC_AUTH_FAIL || h->kind == CMN_RPC_PROTO_ERROR) {
+        struct cmn_rpc_result r;
+        cmn_rpc_result_init(&r);
+        int status = h->kind == CMN_RPC_AUTH_FAIL ? LODE_EAUTH
+                     : h->status < 0           ? h->status
+                                               : LODE_EBADMSG;
+        cmn_rpc_result_set_error(&r, status, body, h->body_len, NULL);
+        conn_fail(cc, status, "%s rejected the connection: %s", cli->address, r.message);
+        return 1;
+    }
+    switch (cc->state) {
+    case CC_WAIT_HELLO: {
+        if (h->kind != CMN_RPC_HELLO || h->body_len != CMN_RPC_NONCE_SIZE) {
+            conn_fail(cc, LODE_EBADMSG, "%s: expected a HELLO frame with a %u-byte nonce, got %s (%u bytes)",
+                      cli->address, CMN_RPC_NONCE_SIZE, cmn_rpc_kind_name(h->kind), h->body_len);
+            break;
+        }
+        memcpy(cc->server_nonce, body, CMN_RPC_NONCE_SIZE);
+        struct cwreq *w = malloc(sizeof(*w) + CMN_RPC_HEADER_SIZE + 2 * CMN_RPC_NONCE_SIZE);
+        if (!w) {
+            conn_fail(cc, -ENOMEM, "%s: out of memory during the handshake", cli->address);
+            break;
+        }
+        w->len = CMN_RPC_HEADER_SIZE + 2 * CMN_RPC_NONCE_SIZE;
+        uint8_t *p = w->data + CMN_RPC_HEADER_SIZE;
+        if (cmn_random_bytes(cc->client_nonce, CMN_RPC_NONCE_SIZE) < 0 ||
+            cmn_rpc_auth_mac(cli->secret, cli->secret_len, 0, cc->server_nonce,
+                             cc->client_nonce, p + CMN_RPC_NONCE_SIZE) < 0) {
+            free(w);
+            conn_fail(cc, LODE_EINTERNAL, "%s: cannot compute the handshake MAC", cli->address);
+            break;
+        }
+        memcpy(p, cc->client_nonce, CMN_RPC_NONCE_SIZE);
+        struct cmn_rpc_header ah = {.version = CMN_RPC_VERSION, .kind = CMN_RPC_AUTH,
+                                    .body_len = 2 * CMN_RPC_NONCE_SIZE};
+        cmn_rpc_header_pack(&ah, w->data);
+        cc->state = CC_WAIT_AUTH_OK;
+        conn_write(cc, w);
+        break;
+    }
+    case CC_WAIT_AUTH_OK: {
+        uint8_t expect[CMN_HMAC_SIZE];
+        if (h->kind != CMN_RPC_AUTH_OK || h->body_len != CMN_HMAC_SIZE) {
+            conn_fail(cc, LODE_EBADMSG, "%s: expected AUTH_OK with a %u-byte MAC, got %s (%u bytes)",
+                      cli->address, CMN_HMAC_SIZE, cmn_rpc_kind_name(h->kind), h->body_len);
+            break;
+        }
+        if (cmn_rpc_auth_mac(cli->secret, cli->secret_len, 1, cc->server_nonce, cc->client_nonce,
+                             expect) < 0 ||
+            !cmn_ct_equal(expect, body, CMN_HMAC_SIZE)) {
+            conn_fail(cc, LODE_EAUTH,
+                      "%s: authentication failed: the server did not prove the cluster secret "
+                      "(wrong secret on one side, or not a lode peer)", cli->address);
+            break;
+        }
+        cc->state = CC_READY;
+        uv_timer_stop(&cc->timer);
+        LOG_DEBUG(LOG_CTX, "%s: authenticated; %u calls waiting", cli->address, cli->n_pending);
+        flush_pending(cc);
+        break;
+    }
+    case CC_READY: {
+        if (h->kind != CMN_RPC_RESPONSE) {
+            conn_fail(cc, LODE_EBADMSG, "%s: unexpected %s frame (expected RESPONSE)",
+                      cli->address, cmn_rpc_kind_name(h->kind));
+            break;
+        }
+        struct ccall *call = cli->buckets[h->request_id % HASH_BUCKETS];
+        while (call && call->id != h->request_id)
+            call = call->hnext;
+        if (!call) {
+            LOG_DEBUG(LOG_CTX, "%s: reply to request %llu that is no longer waiting",
+                      cli->address, (unsigned long long)h->request_id);
+            break;
+        }
+        struct cmn_rpc_result res;
+        cmn_rpc_result_init(&res);
+        res.request_id = h->request_id;
+        if (h->status == 0) {
+            /* The result only lives during the callback, so it borrows the reader's
+             * memory instead of copying (cap 0: nothing here ever frees it). */
+            res.body.data = (uint8_t *)body;
+            res.body.len = h->body_len;
+            res.payload.data = (uint8_t *)payload;
+            res.payload.len = h->payload_len;
+        } else {
+            cmn_rpc_result_set_error(&res, h->status, body, h->body_len, NULL);
+        }
+        call_complete(call, &res);
+        break;
+    }
+    case CC_RESOLVING:
+    case CC_CONNECTING:
+    case CC_DEAD:
+        break;
+    }
+    return cc->state == CC_DEAD ? 1 : 0;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct cconn *cc = h->data;
+    buf->base = (char *)cc->cli->read_buf;
+    buf->len = sizeof(cc->cli->read_buf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct cconn *cc = s->data;
+    struct cmn_rpc_client *cli = cc->cli;
+    if (nread == 0 || cc->state == CC_DEAD)
+        return;
+    if (nread < 0) {
+        const char *why = nread == UV_EOF ? "closed by the peer" : uv_strerror((int)nread);
+        if (cc->state == CC_READY)
+            conn_fail(cc, LODE_ECLOSED, "connection to %s %s with %u calls in flight",
+                      cli->address, why, cli->n_pending);
+        else
+            conn_fail(cc, LODE_ECLOSED, "connection to %s %s during the handshake",
+                      cli->address, why);
+        return;
+    }
+    int rc = cmn_rpc_reader_feed(&cc->reader, (const uint8_t *)buf->base, (size_t)nread,
+                                 on_frame, cc);
+    if (rc < 0)
+        conn_fail(cc, rc, "%s: %s", cli->address, cmn_err_text(&cc->reader.err));
+}
+
+static void on_connected(uv_connect_t *req, int status)
+{
+    struct cconn *cc = req->data;
+    if (cc->state == CC_DEAD || status == UV_ECANCELED)
+        return;
+    if (status < 0) {
+        conn_fail(cc, status, "connect to %s: %s", cc->cli->address, uv_strerror(status));
+        return;
+    }
+    uv_tcp_nodelay(&cc->tcp, 1);
+    cc->state = CC_WAIT_HELLO;
+    int rc = uv_read_start((uv_stream_t *)&cc->tcp, on_alloc, on_read);
+    if (rc < 0)
+        conn_fail(cc, rc, "connect to %s: %s", cc->cli->address, uv_strerror(rc));
+}
+
+static void conn_connect(struct cconn *cc, const struct sockaddr *sa)
+{
+    struct cmn_rpc_client *cli = cc->cli;
+    int rc = uv_tcp_init(cli->loop, &cc->tcp);
+    if (rc < 0) {
+        defer_fail(cc, rc);
+        return;
+    }
+    cc->tcp.data = cc;
+    cc->tcp_open = 1;
+    cc->refs++;
+    cc->state = CC_CONNECTING;
+    cc->connect_req.data = cc;
+    rc = uv_tcp_connect(&cc->connect_req, &cc->tcp, sa, on_connected);
+    if (rc < 0)
+        defer_fail(cc, rc);
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct cconn *cc = req->data;
+    if (cc->state != CC_DEAD) {
+        if (status < 0 || !res)
+            conn_fail(cc, status < 0 ? status : -EHOSTUNREACH, "connect to %s: cannot resolve '%s': %s",
+                      cc->cli->address, cc->cli->host, uv_strerror(status));
+        else
+            conn_connect(cc, res->ai_addr);
+    }
+    if (res)
+        uv_freeaddrinfo(res);
+    conn_unref(cc);
+}
+
+static int conn_start(struct cmn_rpc_client *cli)
+{
+    struct cconn *cc = calloc(1, sizeof(*cc));
+    if (!cc)
+        return -ENOMEM;
+    cc->cli = cli;
+    cc->state = CC_RESOLVING;
+    cmn_rpc_reader_init(&cc->reader, cli->max_frame);
+    uv_timer_init(cli->loop, &cc->timer);
+    cc->timer.data = cc;
+    cc->refs = 1;
+    cli->conn = cc;
+    cli->n_conns++;
+    uv_timer_start(&cc->timer, on_conn_timer, cli->connect_timeout_ms, 0);
+
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    int port = atoi(cli->port);
+    if (uv_ip4_addr(cli->host, port, (struct sockaddr_in *)&ss) == 0 ||
+        uv_ip6_addr(cli->host, port, (struct sockaddr_in6 *)&ss) == 0) {
+        conn_connect(cc, (struct sockaddr *)&ss);
+        return 0;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    cc->gai.data = cc;
+    int rc = uv_getaddrinfo(cli->loop, &cc->gai, on_resolved, cli->host, cli->port, &hints);
+    if (rc < 0)
+        defer_fail(cc, rc);
+    else
+        cc->refs++;
+    return 0;
+}
+
+/* ---- client API ------------------------------------------------------------------------ */
+
+/* libuv writes with write(2), so a peer that resets its connection would kill the process
+ * with SIGPIPE; a remote peer must never be able to do that. A handler the program installed
+ * itself is left alone. */
+static void ignore_sigpipe(void)
+{
+    struct sigaction old;
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
+}
+
+int cmn_rpc_client_create(uv_loop_t *loop, const struct cmn_rpc_client_config *cfg,
+                          struct cmn_rpc_client **out)
+{
+    if (!loop || !cfg || !cfg->address || !cfg->secret || !cfg->secret_len || !out)
+        return -EINVAL;
+    ignore_sigpipe();
+    struct cmn_rpc_client *cli = calloc(1, sizeof(*cli));
+    if (!cli)
+        return -ENOMEM;
+    int rc = cmn_rpc_addr_split(cfg->address, cli->host, cli->port, NULL);
+    if (rc) {
+        free(cli);
+        return rc;
+    }
+    if (!cli->host[0])
+        snprintf(cli->host, sizeof(cli->host), "127.0.0.1");
+    cli->loop = loop;
+    cli->address = strdup(cfg->address);
+    cli->secret = malloc(cfg->secret_len);
+    if (!cli->address || !cli->secret) {
+        free(cli->address);
+        free(cli->secret);
+        free(cli);
+        return -ENOMEM;
+    }
+    memcpy(cli->secret, cfg->secret, cfg->secret_len);
+    cli->secret_len = cfg->secret_len;
+    cli->max_frame = cfg->max_frame ? cfg->max_frame : CMN_RPC_DEFAULT_MAX_FRAME;
+    cli->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms
+                                                      : DEFAULT_CONNECT_MS;
+    uv_timer_init(loop, &cli->tick);
+    cli->tick.data = cli;
+    cli->tick_open = 1;
+    *out = cli;
+    return 0;
+}
+
+int cmn_rpc_client_call(struct cmn_rpc_client *cli, unsigned method, unsigned flags,
+                        const ProtobufCMessage *req, uint32_t timeout_ms,
+                        cmn_rpc_response_cb cb, void *data)
+{
+    if (!cb || method > UINT16_MAX || flags > UINT16_MAX)
+        return -EINVAL;
+    if (cli->closing)
+        return LODE_ECLOSED;
+    size_t body_len = req ? protobuf_c_message_get_packed_size(req) : 0;
+    if (body_len > cli->max_frame)
+        return LODE_EFRAMETOOBIG;
+    struct ccall *call = calloc(1, sizeof(*call));
+    struct cwreq *w = malloc(sizeof(*w) + CMN_RPC_HEADER_SIZE + body_len);
+    if (!call || !w) {
+        free(call);
+        free(w);
+        return -ENOMEM;
+    }
+    if (!cli->conn) {
+        int rc = conn_start(cli);
+        if (rc) {
+            free(call);
+            free(w);
+            return rc;
+        }
+    }
+    call->cli = cli;
+    call->id = ++cli->next_id;
+    call->method = method;
+    call->timeout_ms = timeout_ms ? timeout_ms : DEFAULT_CALL_MS;
+    call->cb = cb;
+    call->data = data;
+    w->len = CMN_RPC_HEADER_SIZE + body_len;
+    struct cmn_rpc_header h = {.version = CMN_RPC_VERSION, .kind = CMN_RPC_REQUEST,
+                               .flags = (uint16_t)flags, .method = (uint16_t)method,
+                               .request_id = call->id, .body_len = (uint32_t)body_len};
+    cmn_rpc_header_pack(&h, w->data);
+    if (req)
+        protobuf_c_message_pack(req, w->data + CMN_RPC_HEADER_SIZE);
+    call->frame = w;
+
+    uv_timer_init(cli->loop, &call->timer);
+    call->timer.data = call;
+    uv_timer_start(&call->timer, on_call_timeout, call->timeout_ms, 0);
+    cli->n_calls++;
+
+    call->linked = 1;
+    call->prev = cli->pending_tail;
+    if (cli->pending_tail)
+        cli->pending_tail->next = call;
+    else
+        cli->pending_head = call;
+    cli->pending_tail = call;
+    cli->n_pending++;
+    struct ccall **bucket = &cli->buckets[call->id % HASH_BUCKETS];
+    call->hnext = *bucket;
+    *bucket = call;
+
+    if (cli->conn->state == CC_READY)
+        send_call(cli->conn, call);
+    return 0;
+}
+
+static void on_tick_closed(uv_handle_t *h)
+{
+    struct cmn_rpc_client *cli = h->data;
+    cli->tick_open = 0;
+    client_maybe_finish(cli);
+}
+
+void cmn_rpc_client_close(struct cmn_rpc_client *cli, void (*cb)(void *data), void *data)
+{
+    if (cli->closing)
+        return;
+    cli->closing = 1;
+    cli->close_cb = cb;
+    cli->close_data = data;
+    char msg[384];
+    snprintf(msg, sizeof(msg), "call to %s abandoned: client closed", cli->address);
+    if (cli->conn)
+        conn_fail(cli->conn, LODE_ECLOSED, "%s", msg);
+    fail_all(cli, LODE_ECLOSED, msg);
+    uv_close((uv_handle_t *)&cli->tick, on_tick_closed);
+}
