@@ -325,7 +325,8 @@ static int bench_list(unsigned nkeys, double *load_s, double *list_ms, double *l
         }
         lat[i] = secs_since(t1) * 1000.0;
         Lode__ObjectListResponse *resp = lode__object_list_response__unpack(NULL, out.len, out.data);
-        if (!resp || resp->n_entries != 1000) {
+        /* Full pages, except near the end of a small --keys run. */
+        if (!resp || resp->n_entries == 0 || (nkeys >= 1000000 && resp->n_entries != 1000)) {
             fprintf(stderr, "meta_bench: list returned %zu entries\n", resp ? resp->n_entries : 0);
             return -1;
         }
@@ -361,7 +362,7 @@ static int bench_list(unsigned nkeys, double *load_s, double *list_ms, double *l
         fprintf(stderr, "meta_bench: no 'objects' dbi: %s\n", mdb_strerror(rc));
         return -1;
     }
-    mdb_txn_abort(txn);
+    mdb_txn_commit(txn); /* an aborted txn would close the dbi handle */
     for (int i = 0; i < ROUNDS; i++) {
         char sk[96];
         int len = snprintf(sk, sizeof(sk), "bench%ctrain/shard-%04d/", 0, rand() % 999);
