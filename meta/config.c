@@ -49,9 +49,10 @@ const struct cmn_conf_opt meta_conf_table[] = {
      "debug, info, warn or error (LODE_LOG_LEVEL in the environment overrides it).", 0, 0, 0},
     {"log-file", CMN_CONF_STR, OFF(log_file), NULL,
      "Append log lines to this file instead of stderr.", 0, 0, 0},
-    {"election-timeout", CMN_CONF_DURATION, OFF(election_timeout_ms), "1s",
+    {"election-timeout", CMN_CONF_DURATION, OFF(election_timeout_ms), "600ms",
      "Raft election timeout (randomised between 1x and 2x); a follower that hears nothing "
-     "from the leader for this long starts an election.",
+     "from the leader for this long starts an election, so a failover takes 1-2x this. "
+     "Keep it well above heartbeat-timeout and the worst network round trip.",
      0, 50, 60000},
     {"heartbeat-timeout", CMN_CONF_DURATION, OFF(heartbeat_timeout_ms), "100ms",
      "Raft heartbeat interval of the leader; must be below election-timeout.", 0, 10, 10000},

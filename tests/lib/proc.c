@@ -580,7 +580,7 @@ int tl_cluster_start(const struct tl_cluster_options *opts, struct tl_cluster **
     if (!c->opts.name)
         c->opts.name = "meta";
     if (!c->opts.election_timeout)
-        c->opts.election_timeout = "1s";
+        c->opts.election_timeout = "600ms";
     if (!c->opts.heartbeat_timeout)
         c->opts.heartbeat_timeout = "100ms";
     if (!c->opts.log_level)

@@ -53,7 +53,7 @@ struct tl_replica {
 struct tl_cluster_options {
     unsigned replicas;             /* initial voters, 1..TL_MAX_REPLICAS (default 3) */
     const char *name;              /* temp directory prefix (default "meta") */
-    const char *election_timeout;  /* default "1s" */
+    const char *election_timeout;  /* default "600ms" (the daemon default) */
     const char *heartbeat_timeout; /* default "100ms" */
     const char *log_level;         /* default "info" */
     const char *extra_conf;        /* lines appended to every config, or NULL */
