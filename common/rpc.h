@@ -41,6 +41,16 @@ struct cmn_rpc_server_config {
     cmn_rpc_handler_cb handler;
     void *data;
     struct cmn_metrics *metrics; /* optional: lode_rpc_* counters are registered there */
+    /* Optional zero-copy receive. When the body of an authenticated REQUEST whose payload is
+     * not empty has arrived, the server calls payload_alloc with the method and body; a
+     * non-NULL return is where the payload_len payload bytes are read from the socket,
+     * directly, with no intermediate copy, and *cookie identifies that memory. NULL lets the
+     * server buffer the payload as usual. The memory then belongs to the call: the handler
+     * takes it with cmn_rpc_call_take_payload(); if it does not (or the connection dies first),
+     * the server calls payload_free(data, cookie). */
+    void *(*payload_alloc)(void *data, unsigned method, const uint8_t *body, size_t body_len,
+                           uint32_t payload_len, void **cookie);
+    void (*payload_free)(void *data, void *cookie);
 };
 
 int cmn_rpc_server_create(uv_loop_t *loop, const struct cmn_rpc_server_config *cfg,
@@ -62,12 +72,22 @@ const uint8_t *cmn_rpc_call_payload(const struct cmn_rpc_call *call, size_t *len
 const char *cmn_rpc_call_peer(const struct cmn_rpc_call *call); /* "ip:port" */
 /* True once the connection the call came on has closed (the reply would go nowhere). */
 int cmn_rpc_call_orphaned(const struct cmn_rpc_call *call);
+/* For a payload received through payload_alloc: hands its cookie to the caller (who now owns
+ * that memory) and returns it; NULL when the payload was buffered by the server (use
+ * cmn_rpc_call_payload) or was already taken. */
+void *cmn_rpc_call_take_payload(struct cmn_rpc_call *call);
 
 /* Replies and releases the call. Each returns 0, or an error if the connection is gone
  * (the call is released all the same). */
 int cmn_rpc_reply(struct cmn_rpc_call *call, const ProtobufCMessage *msg);
 int cmn_rpc_reply_raw(struct cmn_rpc_call *call, const void *body, size_t len,
                       const void *payload, size_t payload_len);
+/* Replies with msg as the body and `payload` sent straight from the caller's memory, with no
+ * copy; release(arg) runs exactly once, after the bytes are written or the connection is gone
+ * (also when this returns an error). */
+int cmn_rpc_reply_payload(struct cmn_rpc_call *call, const ProtobufCMessage *msg,
+                          const void *payload, size_t payload_len, void (*release)(void *arg),
+                          void *arg);
 /* status < 0. leader_address may be NULL. */
 int cmn_rpc_reply_error(struct cmn_rpc_call *call, int status, const char *leader_address,
                         uint64_t leader_id, const char *fmt, ...)
@@ -110,6 +130,12 @@ int cmn_rpc_client_create(uv_loop_t *loop, const struct cmn_rpc_client_config *c
 int cmn_rpc_client_call(struct cmn_rpc_client *cli, unsigned method, unsigned flags,
                         const ProtobufCMessage *req, uint32_t timeout_ms,
                         cmn_rpc_response_cb cb, void *data);
+/* Like cmn_rpc_client_call, with `payload` sent as the frame's payload straight from the
+ * caller's memory; it must stay valid and unchanged until cb runs. */
+int cmn_rpc_client_call_payload(struct cmn_rpc_client *cli, unsigned method, unsigned flags,
+                                const ProtobufCMessage *req, const void *payload,
+                                size_t payload_len, uint32_t timeout_ms, cmn_rpc_response_cb cb,
+                                void *data);
 /* Pending calls complete with LODE_ECLOSED; `cb` (may be NULL) runs when memory is freed. */
 void cmn_rpc_client_close(struct cmn_rpc_client *cli, void (*cb)(void *data), void *data);
 

@@ -8,6 +8,7 @@
 #define LODE_COMMON_RPC_METHODS_H
 
 #include "meta.pb-c.h"
+#include "node.pb-c.h"
 #include "rpc.pb-c.h"
 
 #define CMN_RPC_METHOD_MAP(X)                                                        \
@@ -48,7 +49,17 @@
     /* lode-meta: garbage collection queue */                                       \
     X(GC_ENQUEUE, 220, command, command_result)                                  \
     X(GC_LIST, 221, gc_list_request, gc_list_response)                              \
-    X(GC_ACK, 222, command, command_result)
+    X(GC_ACK, 222, command, command_result)                                         \
+    /* lode-meta: chunks that failed verification, reported by nodes for repair */  \
+    X(CORRUPT_REPORT, 230, command, command_result)                                 \
+    X(CORRUPT_LIST, 231, corrupt_list_request, corrupt_list_response)               \
+    /* lode-node: the chunk service */                                              \
+    X(CHUNK_PUT, 300, chunk_put_request, chunk_info)                                \
+    X(CHUNK_GET, 301, chunk_get_request, chunk_info)                                \
+    X(CHUNK_DELETE, 302, chunk_id_request, chunk_info)                              \
+    X(CHUNK_STAT, 303, chunk_id_request, chunk_info)                                \
+    X(CHUNK_LIST, 304, chunk_list_request, chunk_list_response)                     \
+    X(NODE_HEALTH, 305, empty, node_health_response)
 
 enum cmn_rpc_method {
 #define CMN_RPC_METHOD_ENUM(name, num, req, resp) CMN_RPC_##name = num,

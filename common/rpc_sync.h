@@ -27,6 +27,11 @@ int cmn_rpc_sync_call(struct cmn_rpc_sync *c, unsigned method, unsigned flags,
                       const ProtobufCMessage *req, uint32_t timeout_ms,
                       struct cmn_rpc_result *res);
 
+/* One request with a raw payload (e.g. chunk bytes), sent without copying it. */
+int cmn_rpc_sync_call_payload(struct cmn_rpc_sync *c, unsigned method, unsigned flags,
+                              const ProtobufCMessage *req, const void *payload,
+                              size_t payload_len, uint32_t timeout_ms, struct cmn_rpc_result *res);
+
 /* Pipelining: send without waiting (returns the request id in *id), then receive
  * responses in whatever order they come. */
 int cmn_rpc_sync_send(struct cmn_rpc_sync *c, unsigned method, unsigned flags,

@@ -46,7 +46,9 @@ extern "C" {
     X(ESHUTDOWN, 1028, "shutting down")                                               \
     X(EUNAVAILABLE, 1029, "service unavailable")                                      \
     X(EMEMBERSHIP, 1030, "membership change refused")                                 \
-    X(ETOOLARGE, 1031, "value too large")
+    X(ETOOLARGE, 1031, "value too large")                                             \
+    X(ENOCHUNK, 1032, "no such chunk")                                                \
+    X(EWRONGDISK, 1033, "data directory belongs to another node or cluster")
 
 enum lode_errno {
 #define LODE_ERRNO_ENUM(name, num, text) LODE_##name = -(num),

@@ -1,0 +1,81 @@
+/* Disk I/O backends of lode-node: io_uring (O_DIRECT, batched submissions, bounded queue
+ * depth) or a thread pool doing plain pread/pwrite/fdatasync, behind one interface.
+ *
+ * One struct node_io per data directory, bound to the node's libuv loop: requests are
+ * submitted and completed on that loop's thread. Submission never blocks: past the queue
+ * depth, requests wait in FIFO order inside the backend (that is the per-disk bound).
+ */
+#ifndef LODE_NODE_IO_H
+#define LODE_NODE_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "common/err.h"
+
+enum node_io_kind {
+    NODE_IO_AUTO = 0,           /* io_uring with O_DIRECT when both work, else threads */
+    NODE_IO_URING,
+    NODE_IO_THREADS,
+};
+
+enum node_io_op {
+    NODE_IO_READ = 1,
+    NODE_IO_WRITE,
+    NODE_IO_FDATASYNC,
+};
+
+struct node_io_req;
+typedef void (*node_io_cb)(struct node_io_req *req);
+
+/* Caller-owned request; must stay valid until its callback. */
+struct node_io_req {
+    void *data;                 /* the caller's */
+    node_io_cb cb;              /* on the loop thread, exactly once per accepted submit */
+    enum node_io_op op;
+    int fd;
+    void *buf;                  /* READ/WRITE: aligned to the directory's block size */
+    size_t len;
+    uint64_t off;
+    ssize_t result;             /* bytes transferred, or -errno */
+    struct node_io_req *next_;  /* backend-private */
+};
+
+struct node_io;
+
+/* What a probe of a directory found: the backend to use and whether files there can be
+ * opened O_DIRECT. `note` says why (e.g. "io_uring_setup: Operation not permitted (seccomp?)",
+ * "O_DIRECT refused by tmpfs"), and is logged at start. */
+struct node_io_probe {
+    enum node_io_kind kind;
+    int o_direct;               /* open data files with O_DIRECT */
+    uint32_t block_size;        /* alignment for offsets, lengths and buffers (>= 512) */
+    char note[160];
+};
+
+/* Probes `dir` (creates and removes a small temporary file there). `want` forces a backend
+ * (NODE_IO_URING fails with a clear error when io_uring is unavailable). */
+int node_io_probe_dir(const char *dir, enum node_io_kind want, struct node_io_probe *out,
+                      struct cmn_err *err);
+
+int node_io_create(uv_loop_t *loop, enum node_io_kind kind, unsigned queue_depth,
+                   struct node_io **out, struct cmn_err *err);
+const char *node_io_name(const struct node_io *io); /* "io_uring" or "threads" */
+
+/* Queues a request. Returns 0 (the callback will run) or -EINVAL. */
+int node_io_submit(struct node_io *io, struct node_io_req *req);
+
+/* Requests submitted and not yet completed (for metrics). */
+unsigned node_io_in_flight(const struct node_io *io);
+
+/* Waits for in-flight requests (their callbacks run), then frees; `cb` (may be NULL) runs
+ * after everything is released. */
+void node_io_close(struct node_io *io, void (*cb)(void *data), void *data);
+
+/* Aligned buffers for O_DIRECT (posix_memalign); size is rounded up to the alignment. */
+void *node_io_alloc(size_t size, uint32_t align);
+void node_io_free(void *buf);
+
+#endif
