@@ -607,6 +607,50 @@ static int op_gc_ack(struct meta_op *op)
     return 0;
 }
 
+/* Chunks a node found corrupt, kept per (nid, chunk) until a repair rewrites them: the
+ * record a repair reasons about. A repeated report keeps the first detection time. */
+static int op_report_corrupt(struct meta_op *op)
+{
+    const Lode__ReportCorrupt *r = op->cmd->report_corrupt;
+    if (r->n_chunks > META_CORRUPT_REPORT_MAX)
+        return meta_op_fail(op, LODE_ETOOLARGE, "%zu chunks in one report (at most %d)",
+                            r->n_chunks, META_CORRUPT_REPORT_MAX);
+    for (size_t i = 0; i < r->n_chunks; i++) {
+        const Lode__CorruptChunk *c = r->chunks[i];
+        if (!c || c->chunk_id.len != CMN_ID_SIZE)
+            return meta_op_fail(op, LODE_EBADMSG, "chunk %zu: chunk id must be %d bytes", i,
+                                CMN_ID_SIZE);
+        Lode__NodeInfo *n = NULL;
+        int rc = node_get(op, c->nid, &n);
+        if (rc == -ENOENT)
+            return meta_op_fail(op, LODE_ENONODE, "node %u is not registered", c->nid);
+        if (rc)
+            return rc;
+        lode__node_info__free_unpacked(n, NULL);
+    }
+    for (size_t i = 0; i < r->n_chunks; i++) {
+        const Lode__CorruptChunk *c = r->chunks[i];
+        uint8_t key[4 + CMN_ID_SIZE];
+        cmn_put_u32be(key, c->nid);
+        memcpy(key + 4, c->chunk_id.data, CMN_ID_SIZE);
+        Lode__CorruptChunk *old = NULL;
+        int rc = meta_get_msg(op->txn, meta_dbi(op->fsm, META_DBI_CORRUPT), key, sizeof(key),
+                              &lode__corrupt_chunk__descriptor, (void **)&old);
+        if (rc == 0) {
+            protobuf_c_message_free_unpacked(&old->base, NULL);
+            continue;
+        }
+        if (rc != -ENOENT)
+            return rc;
+        Lode__CorruptChunk rec = *c;
+        if (rec.detected_ms == 0)
+            rec.detected_ms = op->now;
+        if ((rc = meta_op_put_msg(op, META_DBI_CORRUPT, key, sizeof(key), &rec.base)))
+            return rc;
+    }
+    return 0;
+}
+
 static int op_set_member(struct meta_op *op)
 {
     const Lode__SetMember *s = op->cmd->set_member;
@@ -655,6 +699,7 @@ static int dispatch(struct meta_op *op)
     case LODE__COMMAND__OP_GC_ENQUEUE: NEED(gc_enqueue); return op_gc_enqueue(op);
     case LODE__COMMAND__OP_GC_ACK: NEED(gc_ack); return op_gc_ack(op);
     case LODE__COMMAND__OP_SET_MEMBER: NEED(set_member); return op_set_member(op);
+    case LODE__COMMAND__OP_REPORT_CORRUPT: NEED(report_corrupt); return op_report_corrupt(op);
     default:
         return meta_op_fail(op, LODE_EBADMSG, "command without a known operation (%d)",
                             (int)c->op_case);

@@ -109,6 +109,10 @@ int meta_fsm_access_key_get(struct meta_fsm *fsm, const char *access_key, struct
 int meta_fsm_gc_list(struct meta_fsm *fsm, uint64_t after_seq, uint32_t max,
                      struct cmn_buf *out);                                       /* GcListResponse */
 
+/* Chunks reported corrupt by nodes (all nodes when nid is 0), in (nid, chunk id) order. */
+int meta_fsm_corrupt_list(struct meta_fsm *fsm, uint32_t nid, uint32_t max,
+                          struct cmn_buf *out);                                  /* CorruptListResponse */
+
 /* Meta replicas recorded by SetMember (id -> addresses). */
 int meta_fsm_member_get(struct meta_fsm *fsm, uint64_t id, struct cmn_buf *out); /* MetaMember */
 int meta_fsm_member_list(struct meta_fsm *fsm, struct cmn_buf *out);            /* ClusterMap-like: packed MetaStatusResponse.voters only */

@@ -732,6 +732,34 @@ int meta_fsm_gc_list(struct meta_fsm *fsm, uint64_t after_seq, uint32_t max, str
     return rc;
 }
 
+int meta_fsm_corrupt_list(struct meta_fsm *fsm, uint32_t nid, uint32_t max, struct cmn_buf *out)
+{
+    MDB_txn *txn;
+    struct msg_list l = {0};
+    Lode__CorruptListResponse r = LODE__CORRUPT_LIST_RESPONSE__INIT;
+    uint8_t key[4];
+    cmn_put_u32be(key, nid);
+    int rc = meta_store_read_begin(&fsm->st, &txn);
+    if (rc)
+        return rc;
+    rc = collect(fsm, txn, META_DBI_CORRUPT, nid ? key : NULL, nid ? sizeof(key) : 0,
+                 clamp_max(max, GC_LIST_DEFAULT, GC_LIST_MAX), &lode__corrupt_chunk__descriptor,
+                 &l);
+    meta_store_read_end(&fsm->st, txn);
+    /* Keys are nid first: entries of later nodes end the answer for one node. */
+    size_t n = l.n;
+    if (nid)
+        for (n = 0; n < l.n && ((Lode__CorruptChunk *)l.v[n])->nid == nid; n++)
+            ;
+    if (rc == 0) {
+        r.n_chunks = n;
+        r.chunks = (Lode__CorruptChunk **)l.v;
+        rc = meta_pack_to_buf(&r.base, out);
+    }
+    msg_list_free(&l);
+    return rc;
+}
+
 int meta_fsm_member_get(struct meta_fsm *fsm, uint64_t id, struct cmn_buf *out)
 {
     uint8_t key[8];

@@ -42,13 +42,14 @@ enum meta_dbi_id {
     META_DBI_GC = 10,        /* u64 BE seq -> GcEntry */
     META_DBI_DEDUPE = 11,    /* 16-byte client id -> u64 BE seq, CommandResult */
     META_DBI_MEMBERS = 12,   /* u64 BE raft id -> MetaMember */
+    META_DBI_CORRUPT = 13,   /* u32 BE nid, 16-byte chunk id -> CorruptChunk */
     META_DBI_COUNT
 };
 
 /* LMDB names of the databases, indexed by enum meta_dbi_id. */
 #define META_DBI_NAMES                                                                    \
     {"sys", "nodes", "node_uuids", "buckets", "objects", "uploads", "upload_idx", "parts", \
-     "users", "keys", "gc", "dedupe", "members"}
+     "users", "keys", "gc", "dedupe", "members", "corrupt"}
 
 /* Keys of META_DBI_SYS. Absent counters have the default noted. */
 #define META_SYS_NEXT_VERSION "next_version" /* object versions; default 1 */
@@ -64,6 +65,7 @@ enum meta_dbi_id {
 #define META_BUCKET_NAME_MAX 63
 #define META_PART_NUMBER_MAX 10000
 #define META_CLIENT_ID_SIZE 16
+#define META_CORRUPT_REPORT_MAX 1024 /* chunks per CORRUPT_REPORT command */
 #define META_NODE_UUID_SIZE 16
 
 /* Snapshot framing (docs/meta-format.md, "Snapshots"). */

@@ -212,6 +212,11 @@ static void read_now(struct held *h)
         rc = meta_fsm_gc_list(fsm, r->after_seq, r->max, &out);
         break;
     }
+    case CMN_RPC_CORRUPT_LIST: {
+        const Lode__CorruptListRequest *r = (const Lode__CorruptListRequest *)h->req;
+        rc = meta_fsm_corrupt_list(fsm, r->nid, r->max, &out);
+        break;
+    }
     default:
         rc = cmn_err_set(&err, LODE_ENOMETHOD, "not a read method");
         break;
@@ -287,6 +292,8 @@ static Lode__Command__OpCase op_for_method(unsigned method)
         return LODE__COMMAND__OP_GC_ENQUEUE;
     case CMN_RPC_GC_ACK:
         return LODE__COMMAND__OP_GC_ACK;
+    case CMN_RPC_CORRUPT_REPORT:
+        return LODE__COMMAND__OP_REPORT_CORRUPT;
     default:
         return LODE__COMMAND__OP__NOT_SET;
     }
@@ -547,6 +554,7 @@ static bool is_read(unsigned method)
     case CMN_RPC_USER_LIST:
     case CMN_RPC_ACCESS_KEY_GET:
     case CMN_RPC_GC_LIST:
+    case CMN_RPC_CORRUPT_LIST:
         return true;
     default:
         return false;

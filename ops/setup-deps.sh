@@ -60,6 +60,7 @@ SRC
         # trixie is never added to the system sources: a private index in a temporary
         # directory fetches exactly these four packages, verified by the archive keyring.
         W=$(mktemp -d)
+        chmod 755 "$W" # so apt can drop privileges to _apt while downloading
         trap 'rm -rf "$W"' EXIT
         mkdir -p "$W/sources.d" "$W/lists/partial" "$W/cache/archives/partial" "$W/debs"
         : > "$W/sources.list"
