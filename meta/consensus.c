@@ -14,6 +14,7 @@
  * - There is no ReadIndex: linearizable reads wait for a barrier entry, batched.
  */
 #include "meta/consensus.h"
+#include "meta/consensus_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -126,20 +127,6 @@ struct meta_consensus {
     void *close_data;
 };
 
-const char *meta_role_name(enum meta_role role)
-{
-    switch (role) {
-    case META_ROLE_LEADER:
-        return "leader";
-    case META_ROLE_FOLLOWER:
-        return "follower";
-    case META_ROLE_CANDIDATE:
-        return "candidate";
-    default:
-        return "unavailable";
-    }
-}
-
 /* Raft's codes to ours. Everything a client may simply retry elsewhere maps to
  * LODE_ENOTLEADER. */
 static int map_raft_error(const struct meta_consensus *c, int rv)
@@ -171,22 +158,6 @@ static int map_raft_error(const struct meta_consensus *c, int rv)
     }
 }
 
-/* raft_uv stores only entries whose length is a multiple of 8. The state machine's entry
- * (format byte + Command) is therefore followed by zero padding and one final byte holding
- * the number of bytes appended (1..8). The entry still starts with the format byte. */
-static size_t padded_size(size_t n)
-{
-    return (n + 1 + 7) & ~(size_t)7;
-}
-
-static size_t unpadded_len(const uint8_t *p, size_t len)
-{
-    if (len == 0 || len % 8 != 0)
-        return len;
-    size_t k = p[len - 1];
-    return k >= 1 && k <= 8 && k < len ? len - k : len;
-}
-
 /* ---------------------------------------------------------------------------------------
  * State machine callbacks (raft_fsm version 2)
  * ------------------------------------------------------------------------------------- */
@@ -208,7 +179,8 @@ static int fsm_apply(struct raft_fsm *f, const struct raft_buffer *buf, void **r
         }
     }
     memset(res, 0, sizeof(*res));
-    int rc = meta_fsm_apply_entry(c->fsm, buf->base, unpadded_len(buf->base, buf->len), res);
+    int rc = meta_fsm_apply_entry(c->fsm, buf->base,
+                                  meta_entry_unpadded_len(buf->base, buf->len), res);
     if (rc != 0) {
         /* LMDB failed under us (disk, map): this replica's state no longer matches the log.
          * Stopping is the only safe move; on restart the state is rebuilt from raft. */
@@ -325,7 +297,7 @@ int meta_consensus_propose(struct meta_consensus *c, const Lode__Command *cmd,
         return LODE_ENOTLEADER;
 
     size_t n = meta_cmd_entry_size(cmd);
-    size_t size = padded_size(n);
+    size_t size = meta_entry_padded_size(n);
     uint8_t *entry = raft_malloc(size);
     struct proposal *p = calloc(1, sizeof(*p));
     if (!entry || !p) {
@@ -334,8 +306,7 @@ int meta_consensus_propose(struct meta_consensus *c, const Lode__Command *cmd,
         return -ENOMEM;
     }
     meta_cmd_entry_pack(cmd, entry);
-    memset(entry + n, 0, size - n);
-    entry[size - 1] = (uint8_t)(size - n);
+    meta_entry_pad(entry, n, size);
     p->c = c;
     p->cb = cb;
     p->data = data;
