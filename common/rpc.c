@@ -1,8 +1,10 @@
 /* Pieces of the RPC layer shared by the server (rpc_server.c), the asynchronous client
- * (rpc_client.c), the blocking client (rpc_sync.c) and the meta client. */
+ * (rpc_client.c), the blocking client (rpc_sync.c) and the meta client, and the frame
+ * receiver with payload diversion (rpc_internal.h) that the server reads with. */
 #include "common/rpc.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -113,4 +115,184 @@ void cmn_rpc_result_set_local(struct cmn_rpc_result *res, int status, const char
     va_start(ap, fmt);
     vsnprintf(res->message, sizeof(res->message), fmt, ap);
     va_end(ap);
+}
+
+/* ---- frame receiver with payload diversion ----------------------------------------------- */
+
+enum { RX_HEADER, RX_FRAME, RX_DIRECT };
+
+/* A buffer this large is released after its frame rather than kept for the next one. */
+#define RX_KEEP_BYTES (256u << 10)
+
+/* Zero-length bodies and payloads still get a valid pointer. */
+static const uint8_t rx_empty[1];
+
+void cmn_rpc_rx_init(struct cmn_rpc_rx *rx, uint32_t max_frame)
+{
+    memset(rx, 0, sizeof(*rx));
+    rx->max_frame = max_frame ? max_frame : CMN_RPC_DEFAULT_MAX_FRAME;
+    rx->phase = RX_HEADER;
+    cmn_buf_init(&rx->frame);
+    cmn_err_clear(&rx->err);
+}
+
+void cmn_rpc_rx_free(struct cmn_rpc_rx *rx)
+{
+    cmn_buf_free(&rx->frame);
+    rx->phase = RX_HEADER;
+    rx->hdr_have = 0;
+    rx->dest = NULL;
+}
+
+/* Bytes the frame buffer must hold before the next step: the body alone while `divert` has
+ * not been asked, else body and payload. */
+static size_t rx_need(const struct cmn_rpc_rx *rx)
+{
+    return (size_t)rx->cur.body_len + (rx->ask ? 0 : rx->cur.payload_len);
+}
+
+static void rx_frame_done(struct cmn_rpc_rx *rx)
+{
+    if (rx->frame.cap > RX_KEEP_BYTES)
+        cmn_buf_free(&rx->frame);
+    else
+        cmn_buf_reset(&rx->frame);
+}
+
+static int rx_oom(struct cmn_rpc_rx *rx)
+{
+    rx->dead = 1;
+    return cmn_err_set(&rx->err, -ENOMEM, "out of memory buffering a %zu-byte frame",
+                       (size_t)rx->cur.body_len + rx->cur.payload_len);
+}
+
+int cmn_rpc_rx_feed_direct(struct cmn_rpc_rx *rx, size_t n, const struct cmn_rpc_rx_ops *ops,
+                           void *cb_data)
+{
+    rx->have += n;
+    if (rx->have < rx->cur.payload_len)
+        return 0;
+    struct cmn_rpc_header h = rx->cur;
+    rx->phase = RX_HEADER;
+    rx->hdr_have = 0;
+    rx->dest = NULL;
+    rx->have = 0;
+    return ops->diverted(cb_data, &h);
+}
+
+int cmn_rpc_rx_feed(struct cmn_rpc_rx *rx, const uint8_t *data, size_t len,
+                    const struct cmn_rpc_rx_ops *ops, void *cb_data)
+{
+    if (rx->dead)
+        return rx->err.code;
+    for (;;) {
+        int rc;
+        if (rx->phase == RX_HEADER) {
+            if (len == 0)
+                return 0;
+            size_t n = CMN_RPC_HEADER_SIZE - rx->hdr_have;
+            if (n > len)
+                n = len;
+            memcpy(rx->hdr + rx->hdr_have, data, n);
+            rx->hdr_have += n;
+            data += n;
+            len -= n;
+            if (rx->hdr_have < CMN_RPC_HEADER_SIZE)
+                return 0;
+            rc = cmn_rpc_header_unpack(rx->hdr, rx->max_frame, &rx->cur, &rx->err);
+            if (rc) {
+                rx->dead = 1;
+                return rc;
+            }
+            cmn_buf_reset(&rx->frame);
+            rx->ask = ops->divert != NULL && rx->cur.payload_len > 0;
+            rx->phase = RX_FRAME;
+            /* On to the body even with no bytes left: an empty frame is complete now. */
+        } else if (rx->phase == RX_FRAME) {
+            size_t need = rx_need(rx);
+            const uint8_t *f;
+            if (rx->frame.len == 0 && len >= need) {
+                /* All of it is in the caller's buffer: no copy. */
+                f = need ? data : rx_empty;
+                data += need;
+                len -= need;
+            } else {
+                if (len == 0)
+                    return 0;
+                size_t n = need - rx->frame.len;
+                if (n > len)
+                    n = len;
+                if (cmn_buf_append(&rx->frame, data, n))
+                    return rx_oom(rx);
+                data += n;
+                len -= n;
+                if (rx->frame.len < need)
+                    return 0;
+                f = rx->frame.data;
+            }
+            if (rx->ask) {
+                rx->ask = 0;
+                uint8_t *dest = ops->divert(cb_data, &rx->cur, f);
+                if (dest) {
+                    rx->dest = dest;
+                    rx->have = 0;
+                    rx->phase = RX_DIRECT;
+                    rx_frame_done(rx);
+                } else if (f != rx->frame.data && need &&
+                           cmn_buf_append(&rx->frame, f, need)) {
+                    /* Declined: buffer the payload behind the body, as for any frame. */
+                    return rx_oom(rx);
+                }
+                continue;
+            }
+            struct cmn_rpc_header h = rx->cur;
+            rx->phase = RX_HEADER;
+            rx->hdr_have = 0;
+            rc = ops->frame(cb_data, &h, f, h.payload_len ? f + h.body_len : rx_empty);
+            rx_frame_done(rx);
+            if (rc)
+                return rc;
+        } else {
+            /* Payload bytes that came through scratch (reads were not cut exactly). */
+            if (len == 0)
+                return 0;
+            size_t n = rx->cur.payload_len - rx->have;
+            if (n > len)
+                n = len;
+            memcpy(rx->dest + rx->have, data, n);
+            data += n;
+            len -= n;
+            rc = cmn_rpc_rx_feed_direct(rx, n, ops, cb_data);
+            if (rc)
+                return rc;
+        }
+    }
+}
+
+void cmn_rpc_rx_next_read(const struct cmn_rpc_rx *rx, int exact, uint8_t *scratch,
+                          size_t scratch_len, char **base, size_t *len)
+{
+    if (rx->phase == RX_DIRECT && !rx->dead) {
+        *base = (char *)rx->dest + rx->have;
+        *len = rx->cur.payload_len - rx->have;
+        return;
+    }
+    *base = (char *)scratch;
+    *len = scratch_len;
+    if (!exact || rx->dead)
+        return;
+    size_t want = rx->phase == RX_HEADER ? CMN_RPC_HEADER_SIZE - rx->hdr_have
+                                         : rx_need(rx) - rx->frame.len;
+    if (want > 0 && want < scratch_len)
+        *len = want;
+}
+
+int cmn_rpc_rx_is_direct(const struct cmn_rpc_rx *rx, const char *base)
+{
+    return rx->phase == RX_DIRECT && base == (const char *)rx->dest + rx->have;
+}
+
+int cmn_rpc_rx_mid_frame(const struct cmn_rpc_rx *rx)
+{
+    return rx->phase != RX_HEADER || rx->hdr_have > 0;
 }

@@ -47,7 +47,11 @@ struct cmn_rpc_server_config {
      * directly, with no intermediate copy, and *cookie identifies that memory. NULL lets the
      * server buffer the payload as usual. The memory then belongs to the call: the handler
      * takes it with cmn_rpc_call_take_payload(); if it does not (or the connection dies first),
-     * the server calls payload_free(data, cookie). */
+     * the server calls payload_free(data, cookie). A cookie left NULL defaults to the returned
+     * pointer. cmn_rpc_call_payload() points into that memory. Oversized frames are refused
+     * from their header, before payload_alloc is asked. With payload_alloc set, the server
+     * reads each frame's header and body with reads of their own so that no payload byte is
+     * ever copied (a read more per frame). */
     void *(*payload_alloc)(void *data, unsigned method, const uint8_t *body, size_t body_len,
                            uint32_t payload_len, void **cookie);
     void (*payload_free)(void *data, void *cookie);
@@ -84,7 +88,8 @@ int cmn_rpc_reply_raw(struct cmn_rpc_call *call, const void *body, size_t len,
                       const void *payload, size_t payload_len);
 /* Replies with msg as the body and `payload` sent straight from the caller's memory, with no
  * copy; release(arg) runs exactly once, after the bytes are written or the connection is gone
- * (also when this returns an error). */
+ * (also when this returns an error, then before it returns). `release` may be NULL. The
+ * payload must not be memory the call still owns (take it first): the call is freed now. */
 int cmn_rpc_reply_payload(struct cmn_rpc_call *call, const ProtobufCMessage *msg,
                           const void *payload, size_t payload_len, void (*release)(void *arg),
                           void *arg);
@@ -131,7 +136,9 @@ int cmn_rpc_client_call(struct cmn_rpc_client *cli, unsigned method, unsigned fl
                         const ProtobufCMessage *req, uint32_t timeout_ms,
                         cmn_rpc_response_cb cb, void *data);
 /* Like cmn_rpc_client_call, with `payload` sent as the frame's payload straight from the
- * caller's memory; it must stay valid and unchanged until cb runs. */
+ * caller's memory; it must stay valid and unchanged until cb runs. cb never runs while the
+ * payload is still being written: a call that times out mid-write closes the connection
+ * (the other calls on it fail too) and completes once the write is abandoned. */
 int cmn_rpc_client_call_payload(struct cmn_rpc_client *cli, unsigned method, unsigned flags,
                                 const ProtobufCMessage *req, const void *payload,
                                 size_t payload_len, uint32_t timeout_ms, cmn_rpc_response_cb cb,

@@ -14,6 +14,13 @@
  * Callbacks may submit new calls or close the client. Failing every pending call therefore
  * first detaches the whole list, so calls submitted from a callback go to the next
  * connection instead of being failed by the loop that is running the callback.
+ *
+ * A call with a payload (cmn_rpc_client_call_payload) writes the caller's memory as a second
+ * uv_buf, so its callback must not run while that write is still in libuv's hands (the
+ * caller frees the payload in the callback). A call that ends during its write (timeout, a
+ * peer answering early, a failed connection) keeps a copy of its result and completes from
+ * the write callback; a timeout during such a write fails the connection, since a frame
+ * cannot be taken back halfway and a peer that stops reading for that long is stuck anyway.
  */
 #include "common/rpc.h"
 
@@ -49,8 +56,11 @@ enum cconn_state {
 struct cwreq {
     uv_write_t req;
     struct cconn *cc;            /* set when written */
+    struct ccall *call;          /* with a payload by reference: the call it belongs to */
     size_t len;
-    uint8_t data[];              /* a whole frame */
+    const void *payload;         /* the caller's, sent after data[] */
+    size_t payload_len;
+    uint8_t data[];              /* a whole frame, or its header and body */
 };
 
 struct ccall {
@@ -66,6 +76,9 @@ struct ccall {
     void *data;
     uv_timer_t timer;
     struct cwreq *frame;         /* until written */
+    struct cconn *writing;       /* its payload is being written (from the caller's memory)
+                                    on this connection */
+    struct cmn_rpc_result *late; /* result held until that write is over */
 };
 
 struct cconn {
@@ -159,6 +172,40 @@ static void on_call_timer_closed(uv_handle_t *h)
     client_maybe_finish(cli);
 }
 
+static void result_free(struct cmn_rpc_result *r)
+{
+    if (r) {
+        cmn_rpc_result_free(r);
+        free(r);
+    }
+}
+
+/* A copy of res that owns its memory (res may borrow the reader's), or NULL. */
+static struct cmn_rpc_result *result_copy(const struct cmn_rpc_result *res)
+{
+    struct cmn_rpc_result *r = malloc(sizeof(*r));
+    if (!r)
+        return NULL;
+    cmn_rpc_result_init(r);
+    r->status = res->status;
+    r->request_id = res->request_id;
+    r->leader_id = res->leader_id;
+    memcpy(r->message, res->message, sizeof(r->message));
+    memcpy(r->leader_address, res->leader_address, sizeof(r->leader_address));
+    if (cmn_buf_append(&r->body, res->body.data, res->body.len) ||
+        cmn_buf_append(&r->payload, res->payload.data, res->payload.len)) {
+        cmn_rpc_result_free(r);
+        cmn_rpc_result_set_local(r, -ENOMEM, "out of memory keeping a reply");
+    }
+    return r;
+}
+
+static void call_finish(struct ccall *call, const struct cmn_rpc_result *res)
+{
+    call->cb(call->data, res);
+    uv_close((uv_handle_t *)&call->timer, on_call_timer_closed);
+}
+
 static void call_complete(struct ccall *call, const struct cmn_rpc_result *res)
 {
     if (call->done)
@@ -168,8 +215,31 @@ static void call_complete(struct ccall *call, const struct cmn_rpc_result *res)
     uv_timer_stop(&call->timer);
     free(call->frame);
     call->frame = NULL;
-    call->cb(call->data, res);
-    uv_close((uv_handle_t *)&call->timer, on_call_timer_closed);
+    if (call->writing) {
+        call->late = result_copy(res);
+        return; /* on_write finishes it */
+    }
+    call_finish(call, res);
+}
+
+/* The payload write of `call` is over: its memory is the caller's again. */
+static void call_write_done(struct ccall *call)
+{
+    call->writing = NULL;
+    if (!call->done)
+        return;
+    struct cmn_rpc_result oom;
+    struct cmn_rpc_result *res = call->late;
+    if (!res) {
+        cmn_rpc_result_init(&oom);
+        oom.request_id = call->id;
+        cmn_rpc_result_set_local(&oom, -ENOMEM, "out of memory keeping a reply");
+        res = &oom;
+    }
+    call->late = NULL;
+    call_finish(call, res);
+    if (res != &oom)
+        result_free(res);
 }
 
 static void call_fail(struct ccall *call, int status, const char *msg)
@@ -206,14 +276,21 @@ static void on_call_timeout(uv_timer_t *t)
     const char *name = cmn_rpc_method_name(call->method);
     snprintf(msg, sizeof(msg), "%s to %s: no reply within %u ms", name ? name : "call",
              cli->address, call->timeout_ms);
+    struct cconn *writing = call->writing;
     call_fail(call, LODE_ETIMEOUT, msg);
+    /* Its payload is still being written: only closing the connection ends that write. */
+    if (writing)
+        conn_fail(writing, LODE_ETIMEOUT, "%s (payload not yet sent)", msg);
 }
 
 static void on_write(uv_write_t *req, int status)
 {
     struct cwreq *w = (struct cwreq *)req;
     struct cconn *cc = w->cc;
+    struct ccall *call = w->call;
     free(w);
+    if (call)
+        call_write_done(call);
     if (status < 0 && status != UV_ECANCELED)
         conn_fail(cc, LODE_ECLOSED, "write to %s failed: %s", cc->cli->address,
                   uv_strerror(status));
@@ -223,8 +300,9 @@ static void on_write(uv_write_t *req, int status)
 static int conn_write(struct cconn *cc, struct cwreq *w)
 {
     w->cc = cc;
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
-    int rc = uv_write(&w->req, (uv_stream_t *)&cc->tcp, &b, 1, on_write);
+    uv_buf_t b[2] = {uv_buf_init((char *)w->data, (unsigned)w->len),
+                     uv_buf_init((char *)w->payload, (unsigned)w->payload_len)};
+    int rc = uv_write(&w->req, (uv_stream_t *)&cc->tcp, b, w->payload_len ? 2 : 1, on_write);
     if (rc < 0) {
         free(w);
         conn_fail(cc, LODE_ECLOSED, "write to %s failed: %s", cc->cli->address, uv_strerror(rc));
@@ -236,6 +314,13 @@ static void send_call(struct cconn *cc, struct ccall *call)
 {
     struct cwreq *w = call->frame;
     call->frame = NULL;
+    if (w->payload_len) {
+        w->call = call;
+        call->writing = cc; /* before the write: a failure completes the call right away */
+        if (conn_write(cc, w) < 0)
+            call_write_done(call);
+        return;
+    }
     conn_write(cc, w);
 }
 
@@ -336,6 +421,9 @@ static int on_frame(void *data, const struct cmn_rpc_header *h, const uint8_t *b
             break;
         }
         w->len = CMN_RPC_HEADER_SIZE + 2 * CMN_RPC_NONCE_SIZE;
+        w->call = NULL;
+        w->payload = NULL;
+        w->payload_len = 0;
         uint8_t *p = w->data + CMN_RPC_HEADER_SIZE;
         if (cmn_random_bytes(cc->client_nonce, CMN_RPC_NONCE_SIZE) < 0 ||
             cmn_rpc_auth_mac(cli->secret, cli->secret_len, 0, cc->server_nonce,
@@ -571,16 +659,16 @@ int cmn_rpc_client_create(uv_loop_t *loop, const struct cmn_rpc_client_config *c
     return 0;
 }
 
-int cmn_rpc_client_call(struct cmn_rpc_client *cli, unsigned method, unsigned flags,
-                        const ProtobufCMessage *req, uint32_t timeout_ms,
-                        cmn_rpc_response_cb cb, void *data)
+static int client_call(struct cmn_rpc_client *cli, unsigned method, unsigned flags,
+                       const ProtobufCMessage *req, const void *payload, size_t payload_len,
+                       uint32_t timeout_ms, cmn_rpc_response_cb cb, void *data)
 {
-    if (!cb || method > UINT16_MAX || flags > UINT16_MAX)
+    if (!cb || method > UINT16_MAX || flags > UINT16_MAX || (payload_len && !payload))
         return -EINVAL;
     if (cli->closing)
         return LODE_ECLOSED;
     size_t body_len = req ? protobuf_c_message_get_packed_size(req) : 0;
-    if (body_len > cli->max_frame)
+    if ((uint64_t)body_len + payload_len > cli->max_frame)
         return LODE_EFRAMETOOBIG;
     struct ccall *call = calloc(1, sizeof(*call));
     struct cwreq *w = malloc(sizeof(*w) + CMN_RPC_HEADER_SIZE + body_len);
@@ -604,9 +692,13 @@ int cmn_rpc_client_call(struct cmn_rpc_client *cli, unsigned method, unsigned fl
     call->cb = cb;
     call->data = data;
     w->len = CMN_RPC_HEADER_SIZE + body_len;
+    w->call = NULL;
+    w->payload = payload;
+    w->payload_len = payload_len;
     struct cmn_rpc_header h = {.version = CMN_RPC_VERSION, .kind = CMN_RPC_REQUEST,
                                .flags = (uint16_t)flags, .method = (uint16_t)method,
-                               .request_id = call->id, .body_len = (uint32_t)body_len};
+                               .request_id = call->id, .body_len = (uint32_t)body_len,
+                               .payload_len = (uint32_t)payload_len};
     cmn_rpc_header_pack(&h, w->data);
     if (req)
         protobuf_c_message_pack(req, w->data + CMN_RPC_HEADER_SIZE);
@@ -632,6 +724,21 @@ int cmn_rpc_client_call(struct cmn_rpc_client *cli, unsigned method, unsigned fl
     if (cli->conn->state == CC_READY)
         send_call(cli->conn, call);
     return 0;
+}
+
+int cmn_rpc_client_call(struct cmn_rpc_client *cli, unsigned method, unsigned flags,
+                        const ProtobufCMessage *req, uint32_t timeout_ms,
+                        cmn_rpc_response_cb cb, void *data)
+{
+    return client_call(cli, method, flags, req, NULL, 0, timeout_ms, cb, data);
+}
+
+int cmn_rpc_client_call_payload(struct cmn_rpc_client *cli, unsigned method, unsigned flags,
+                                const ProtobufCMessage *req, const void *payload,
+                                size_t payload_len, uint32_t timeout_ms, cmn_rpc_response_cb cb,
+                                void *data)
+{
+    return client_call(cli, method, flags, req, payload, payload_len, timeout_ms, cb, data);
 }
 
 static void on_tick_closed(uv_handle_t *h)

@@ -16,6 +16,15 @@
  * their callbacks. Calls are owned by the handler from dispatch until a reply function frees
  * them; when their connection goes away first they are only unlinked (orphaned), never
  * freed behind the handler's back.
+ *
+ * Zero-copy payloads. Receive: with payload_alloc configured, reads are cut at header and
+ * body boundaries (cmn_rpc_rx, rpc_internal.h), and once a REQUEST's body is in, the
+ * payload is read by the kernel straight into the memory payload_alloc returned; until it
+ * is complete the call sits in conn->rx_call, unseen by the handler. Memory a call still
+ * holds when it is freed (not taken, connection gone mid-payload) goes back through
+ * payload_free, exactly once. Send: cmn_rpc_reply_payload writes a small header+body buffer
+ * and the caller's payload as two uv_bufs; the caller's release runs from the write
+ * callback (which libuv also runs, with UV_ECANCELED, when the connection closes first).
  */
 #include "common/rpc.h"
 
@@ -59,7 +68,12 @@ struct cmn_rpc_call {
     struct cmn_rpc_call *prev, *next;
     struct cmn_rpc_header hdr;
     char peer[CMN_RPC_PEER_MAX];
-    uint8_t data[];              /* body, then payload */
+    size_t bytes;                /* what it counts in conn->call_bytes */
+    uint8_t *payload;            /* in data[] when buffered, else payload_alloc's memory */
+    void *cookie;                /* payload_alloc's, until taken or given to payload_free */
+    void (*payload_free)(void *data, void *cookie); /* copied: calls outlive the server */
+    void *payload_free_data;
+    uint8_t data[];              /* body, then a buffered payload */
 };
 
 struct conn {
@@ -73,7 +87,8 @@ struct conn {
     int reading;
     uint64_t last_active_ms;     /* loop time of the last read, for the idle timeout */
     uint8_t server_nonce[CMN_RPC_NONCE_SIZE];
-    struct cmn_rpc_reader reader;
+    struct cmn_rpc_rx rx;
+    struct cmn_rpc_call *rx_call; /* its payload is being read into payload_alloc memory */
     struct cmn_rpc_call *calls;  /* unanswered calls */
     unsigned n_calls;
     size_t call_bytes;           /* bodies + payloads held by unanswered calls */
@@ -84,8 +99,12 @@ struct conn {
 struct wreq {
     uv_write_t req;
     struct conn *conn;
-    size_t len;
-    uint8_t data[];              /* a whole frame */
+    size_t len;                  /* bytes of the frame (counted in write_queued) */
+    size_t data_len;             /* of them in data[] */
+    const void *payload;         /* the rest, by reference (cmn_rpc_reply_payload) */
+    void (*release)(void *arg);  /* runs once the payload is no longer needed */
+    void *release_arg;
+    uint8_t data[];              /* the frame, or its header and body */
 };
 
 struct cmn_rpc_server {
@@ -103,6 +122,9 @@ struct cmn_rpc_server {
     uint32_t idle_timeout_ms;
     cmn_rpc_handler_cb handler;
     void *data;
+    void *(*payload_alloc)(void *data, unsigned method, const uint8_t *body, size_t body_len,
+                           uint32_t payload_len, void **cookie);
+    void (*payload_free)(void *data, void *cookie);
     struct conn *conns;
     unsigned n_conns;
     void (*close_cb)(void *data);
@@ -149,9 +171,28 @@ static struct wreq *wreq_new(size_t body_len, size_t payload_len)
 {
     size_t len = CMN_RPC_HEADER_SIZE + body_len + payload_len;
     struct wreq *w = malloc(sizeof(*w) + len);
-    if (w)
-        w->len = len;
+    if (w) {
+        w->len = w->data_len = len;
+        w->payload = NULL;
+        w->release = NULL;
+        w->release_arg = NULL;
+    }
     return w;
+}
+
+/* Frees w, first releasing a payload it references. */
+static void wreq_free(struct wreq *w)
+{
+    if (w->release)
+        w->release(w->release_arg);
+    free(w);
+}
+
+static void call_free(struct cmn_rpc_call *call)
+{
+    if (call->cookie && call->payload_free)
+        call->payload_free(call->payload_free_data, call->cookie);
+    free(call);
 }
 
 static void header_init(struct cmn_rpc_header *h, uint8_t kind, uint16_t method, uint64_t id,
@@ -201,7 +242,7 @@ static void on_write(uv_write_t *req, int status)
     struct wreq *w = (struct wreq *)req;
     struct conn *c = w->conn;
     c->write_queued -= w->len;
-    free(w);
+    wreq_free(w);
     if (status < 0 && status != UV_ECANCELED) {
         LOG_DEBUG(LOG_CTX, "%s: write failed: %s", c->peer, uv_strerror(status));
         conn_close(c);
@@ -214,15 +255,17 @@ static void on_write(uv_write_t *req, int status)
 static int conn_submit(struct conn *c, struct wreq *w)
 {
     if (c->state == CONN_CLOSING) {
-        free(w);
+        wreq_free(w);
         return LODE_ECLOSED;
     }
     w->conn = c;
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
-    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    uv_buf_t b[2] = {uv_buf_init((char *)w->data, (unsigned)w->data_len),
+                     uv_buf_init((char *)w->payload, (unsigned)(w->len - w->data_len))};
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, b, w->len > w->data_len ? 2 : 1,
+                      on_write);
     if (rc < 0) {
         LOG_DEBUG(LOG_CTX, "%s: write failed: %s", c->peer, uv_strerror(rc));
-        free(w);
+        wreq_free(w);
         conn_close(c);
         return LODE_ECLOSED;
     }
@@ -306,13 +349,16 @@ static void on_conn_handle_closed(uv_handle_t *h)
     srv->n_conns--;
     if (srv->m_open)
         cmn_gauge_add(srv->m_open, -1);
-    cmn_rpc_reader_free(&c->reader);
+    /* The socket is closed: nothing reads into the diverted payload any more. */
+    if (c->rx_call)
+        call_free(c->rx_call);
+    cmn_rpc_rx_free(&c->rx);
     free(c);
     server_maybe_finish(srv);
 }
 
 /* Idempotent; the memory goes once both handles have closed. The reader is freed only then,
- * because this may run from inside cmn_rpc_reader_feed. */
+ * because this may run from inside cmn_rpc_rx_feed. */
 static void conn_close(struct conn *c)
 {
     if (c->state == CONN_CLOSING)
@@ -364,6 +410,43 @@ __attribute__((format(printf, 4, 5))) static void conn_fail(struct conn *c, uint
 
 /* ---- requests -------------------------------------------------------------------------- */
 
+/* A call holding the body and, when `payload` is given, a copy of the payload. */
+static struct cmn_rpc_call *call_new(struct conn *c, const struct cmn_rpc_header *h,
+                                     const uint8_t *body, const uint8_t *payload,
+                                     size_t payload_len)
+{
+    size_t n = (size_t)h->body_len + payload_len;
+    struct cmn_rpc_call *call = malloc(sizeof(*call) + n);
+    if (!call)
+        return NULL;
+    memset(call, 0, sizeof(*call));
+    call->hdr = *h;
+    call->bytes = n;
+    memcpy(call->peer, c->peer, sizeof(call->peer));
+    if (h->body_len)
+        memcpy(call->data, body, h->body_len);
+    if (payload_len)
+        memcpy(call->data + h->body_len, payload, payload_len);
+    call->payload = call->data + h->body_len;
+    return call;
+}
+
+/* Links the call to its connection and hands it to the handler. */
+static void call_deliver(struct conn *c, struct cmn_rpc_call *call)
+{
+    struct cmn_rpc_server *srv = c->srv;
+    call->conn = c;
+    call->prev = NULL;
+    call->next = c->calls;
+    if (c->calls)
+        c->calls->prev = call;
+    c->calls = call;
+    c->n_calls++;
+    c->call_bytes += call->bytes;
+    conn_pause_if_needed(c);
+    srv->handler(srv->data, call);
+}
+
 static void answer_ping(struct conn *c, const struct cmn_rpc_header *h, const uint8_t *body)
 {
     struct cmn_rpc_server *srv = c->srv;
@@ -408,29 +491,52 @@ static void dispatch(struct conn *c, const struct cmn_rpc_header *h, const uint8
                         msg);
         return;
     }
-    size_t n = (size_t)h->body_len + h->payload_len;
-    struct cmn_rpc_call *call = malloc(sizeof(*call) + n);
+    struct cmn_rpc_call *call = call_new(c, h, body, payload, h->payload_len);
     if (!call) {
         conn_send_error(c, CMN_RPC_RESPONSE, h->method, h->request_id, -ENOMEM, NULL, 0,
                         "out of memory accepting the request");
         return;
     }
-    call->conn = c;
-    call->hdr = *h;
-    memcpy(call->peer, c->peer, sizeof(call->peer));
-    if (h->body_len)
-        memcpy(call->data, body, h->body_len);
-    if (h->payload_len)
-        memcpy(call->data + h->body_len, payload, h->payload_len);
-    call->prev = NULL;
-    call->next = c->calls;
-    if (c->calls)
-        c->calls->prev = call;
-    c->calls = call;
-    c->n_calls++;
-    c->call_bytes += n;
-    conn_pause_if_needed(c);
-    srv->handler(srv->data, call);
+    call_deliver(c, call);
+}
+
+/* rx: the body of a frame with a payload is in. A REQUEST the handler will see may have
+ * its payload read straight into memory from payload_alloc. */
+static uint8_t *rx_divert(void *data, const struct cmn_rpc_header *h, const uint8_t *body)
+{
+    struct conn *c = data;
+    struct cmn_rpc_server *srv = c->srv;
+    if (c->state != CONN_READY || h->kind != CMN_RPC_REQUEST || !srv->payload_alloc ||
+        !srv->handler || h->method == CMN_RPC_PING || !cmn_rpc_method_name(h->method))
+        return NULL;
+    struct cmn_rpc_call *call = call_new(c, h, body, NULL, 0);
+    if (!call)
+        return NULL;
+    void *cookie = NULL;
+    uint8_t *dest = srv->payload_alloc(srv->data, h->method, body, h->body_len, h->payload_len,
+                                       &cookie);
+    if (!dest) {
+        free(call);
+        return NULL;
+    }
+    call->payload = dest;
+    call->cookie = cookie ? cookie : dest;
+    call->payload_free = srv->payload_free;
+    call->payload_free_data = srv->data;
+    c->rx_call = call;
+    return dest;
+}
+
+/* rx: a diverted payload is complete. */
+static int rx_diverted(void *data, const struct cmn_rpc_header *h)
+{
+    struct conn *c = data;
+    struct cmn_rpc_call *call = c->rx_call;
+    (void)h;
+    c->rx_call = NULL;
+    count(c->srv->m_requests);
+    call_deliver(c, call);
+    return c->state == CONN_READY ? 0 : 1;
 }
 
 static void handle_auth(struct conn *c, const struct cmn_rpc_header *h, const uint8_t *body)
@@ -504,11 +610,35 @@ static int on_frame(void *data, const struct cmn_rpc_header *h, const uint8_t *b
 
 /* ---- I/O callbacks --------------------------------------------------------------------- */
 
+static const struct cmn_rpc_rx_ops rx_ops = {
+    .frame = on_frame,
+    .divert = rx_divert,
+    .diverted = rx_diverted,
+};
+
+static const struct cmn_rpc_rx_ops rx_ops_plain = {
+    .frame = on_frame,
+};
+
+static const struct cmn_rpc_rx_ops *conn_rx_ops(const struct conn *c)
+{
+    return c->srv->payload_alloc ? &rx_ops : &rx_ops_plain;
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct conn *c = h->data;
-    buf->base = (char *)c->srv->read_buf;
-    buf->len = sizeof(c->srv->read_buf);
+    struct cmn_rpc_server *srv = c->srv;
+    (void)suggested;
+    if (c->state != CONN_READY && c->state != CONN_HANDSHAKE) {
+        buf->base = (char *)srv->read_buf; /* lingering: input is discarded */
+        buf->len = sizeof(srv->read_buf);
+        return;
+    }
+    size_t len;
+    cmn_rpc_rx_next_read(&c->rx, srv->payload_alloc != NULL, srv->read_buf,
+                         sizeof(srv->read_buf), &buf->base, &len);
+    buf->len = len;
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -518,7 +648,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     if (nread < 0) {
         if (c->state == CONN_READY || c->state == CONN_HANDSHAKE) {
-            if (c->reader.hdr_have)
+            if (cmn_rpc_rx_mid_frame(&c->rx))
                 warn_peer(c->srv, "peer %s: connection closed in the middle of a frame (%s)",
                           c->peer, nread == UV_EOF ? "end of stream" : uv_strerror((int)nread));
             else
@@ -531,10 +661,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (c->state == CONN_LINGER)
         return;
     c->last_active_ms = uv_now(c->srv->loop);
-    int rc = cmn_rpc_reader_feed(&c->reader, (const uint8_t *)buf->base, (size_t)nread,
-                                 on_frame, c);
+    int rc;
+    if (cmn_rpc_rx_is_direct(&c->rx, buf->base))
+        rc = cmn_rpc_rx_feed_direct(&c->rx, (size_t)nread, conn_rx_ops(c), c);
+    else
+        rc = cmn_rpc_rx_feed(&c->rx, (const uint8_t *)buf->base, (size_t)nread, conn_rx_ops(c),
+                             c);
     if (rc < 0)
-        conn_fail(c, CMN_RPC_PROTO_ERROR, rc, "%s", cmn_err_text(&c->reader.err));
+        conn_fail(c, CMN_RPC_PROTO_ERROR, rc, "%s", cmn_err_text(&c->rx.err));
 }
 
 static void on_timer(uv_timer_t *t)
@@ -581,7 +715,7 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     c->srv = srv;
     snprintf(c->peer, sizeof(c->peer), "(unknown peer)");
-    cmn_rpc_reader_init(&c->reader, srv->max_frame);
+    cmn_rpc_rx_init(&c->rx, srv->max_frame);
     uv_tcp_init(srv->loop, &c->tcp);
     uv_timer_init(srv->loop, &c->timer);
     c->tcp.data = c;
@@ -664,6 +798,8 @@ int cmn_rpc_server_create(uv_loop_t *loop, const struct cmn_rpc_server_config *c
     srv->idle_timeout_ms = cfg->idle_timeout_ms;
     srv->handler = cfg->handler;
     srv->data = cfg->data;
+    srv->payload_alloc = cfg->payload_alloc;
+    srv->payload_free = cfg->payload_free;
     srv->warn_rl = (struct cmn_log_ratelimit)CMN_LOG_RATELIMIT_INIT(10000, 20);
     uv_timer_init(loop, &srv->tick);
     srv->tick.data = srv;
@@ -807,7 +943,14 @@ const uint8_t *cmn_rpc_call_payload(const struct cmn_rpc_call *call, size_t *len
 {
     if (len)
         *len = call->hdr.payload_len;
-    return call->data + call->hdr.body_len;
+    return call->payload;
+}
+
+void *cmn_rpc_call_take_payload(struct cmn_rpc_call *call)
+{
+    void *cookie = call->cookie;
+    call->cookie = NULL;
+    return cookie;
 }
 
 const char *cmn_rpc_call_peer(const struct cmn_rpc_call *call)
@@ -833,21 +976,24 @@ static struct conn *call_detach(struct cmn_rpc_call *call)
     if (call->next)
         call->next->prev = call->prev;
     c->n_calls--;
-    c->call_bytes -= (size_t)call->hdr.body_len + call->hdr.payload_len;
+    c->call_bytes -= call->bytes;
     call->conn = NULL;
     return c;
 }
 
 /* Builds and sends the RESPONSE, then frees the call. The body is produced from `msg` when
  * given, else copied from `body`; both may point into the call itself (an echo), which is
- * why the call is freed only after the frame is built. */
+ * why the call is freed only after the frame is built. The payload is copied into the frame,
+ * or, with `release`, sent from where it is and released once written (on every path). */
 static int reply_common(struct cmn_rpc_call *call, int32_t status, const ProtobufCMessage *msg,
                         const void *body, size_t body_len, const void *payload,
-                        size_t payload_len)
+                        size_t payload_len, void (*release)(void *arg), void *arg)
 {
     struct conn *c = call_detach(call);
     if (!c || c->state != CONN_READY) {
-        free(call);
+        call_free(call);
+        if (release)
+            release(arg);
         return LODE_ECLOSED;
     }
     uint16_t method = call->hdr.method;
@@ -859,13 +1005,17 @@ static int reply_common(struct cmn_rpc_call *call, int32_t status, const Protobu
         snprintf(m, sizeof(m), "reply of %zu bytes exceeds the frame limit of %u bytes",
                  body_len + payload_len, srv->max_frame);
         LOG_WARN(LOG_CTX, "%s: %s %s", c->peer, cmn_rpc_method_name(method), m);
-        free(call);
+        call_free(call);
+        if (release)
+            release(arg);
         conn_send_error(c, CMN_RPC_RESPONSE, method, id, LODE_EFRAMETOOBIG, NULL, 0, m);
         rc = LODE_EFRAMETOOBIG;
     } else {
-        struct wreq *w = wreq_new(body_len, payload_len);
+        struct wreq *w = wreq_new(body_len, release ? 0 : payload_len);
         if (!w) {
-            free(call);
+            call_free(call);
+            if (release)
+                release(arg);
             conn_close(c);
             return -ENOMEM;
         }
@@ -877,9 +1027,15 @@ static int reply_common(struct cmn_rpc_call *call, int32_t status, const Protobu
             protobuf_c_message_pack(msg, p);
         else if (body_len)
             memcpy(p, body, body_len);
-        if (payload_len)
+        if (release) {
+            w->payload = payload;
+            w->len += payload_len;
+            w->release = release;
+            w->release_arg = arg;
+        } else if (payload_len) {
             memcpy(p + body_len, payload, payload_len);
-        free(call);
+        }
+        call_free(call);
         rc = conn_submit(c, w);
     }
     if (c->state == CONN_READY)
@@ -890,7 +1046,7 @@ static int reply_common(struct cmn_rpc_call *call, int32_t status, const Protobu
 int cmn_rpc_reply(struct cmn_rpc_call *call, const ProtobufCMessage *msg)
 {
     size_t n = msg ? protobuf_c_message_get_packed_size(msg) : 0;
-    return reply_common(call, 0, msg, NULL, n, NULL, 0);
+    return reply_common(call, 0, msg, NULL, n, NULL, 0, NULL, NULL);
 }
 
 int cmn_rpc_reply_raw(struct cmn_rpc_call *call, const void *body, size_t len,
@@ -900,7 +1056,28 @@ int cmn_rpc_reply_raw(struct cmn_rpc_call *call, const void *body, size_t len,
         cmn_rpc_reply_error(call, LODE_EINTERNAL, NULL, 0, "internal error: reply without data");
         return -EINVAL;
     }
-    return reply_common(call, 0, NULL, body, len, payload, payload_len);
+    return reply_common(call, 0, NULL, body, len, payload, payload_len, NULL, NULL);
+}
+
+static void release_nothing(void *arg)
+{
+    (void)arg;
+}
+
+int cmn_rpc_reply_payload(struct cmn_rpc_call *call, const ProtobufCMessage *msg,
+                          const void *payload, size_t payload_len, void (*release)(void *arg),
+                          void *arg)
+{
+    if (payload_len && !payload) {
+        if (release)
+            release(arg);
+        cmn_rpc_reply_error(call, LODE_EINTERNAL, NULL, 0, "internal error: reply without data");
+        return -EINVAL;
+    }
+    size_t n = msg ? protobuf_c_message_get_packed_size(msg) : 0;
+    /* A NULL release still means "by reference": the caller keeps the memory alive. */
+    return reply_common(call, 0, msg, NULL, n, payload, payload_len,
+                        release ? release : release_nothing, arg);
 }
 
 int cmn_rpc_reply_error(struct cmn_rpc_call *call, int status, const char *leader_address,
@@ -918,12 +1095,12 @@ int cmn_rpc_reply_error(struct cmn_rpc_call *call, int status, const char *leade
     if (cmn_rpc_error_pack(&body, msg, leader_address, leader_id)) {
         cmn_buf_free(&body);
         struct conn *c = call_detach(call);
-        free(call);
+        call_free(call);
         if (c)
             conn_close(c);
         return -ENOMEM;
     }
-    int rc = reply_common(call, status, NULL, body.data, body.len, NULL, 0);
+    int rc = reply_common(call, status, NULL, body.data, body.len, NULL, 0, NULL, NULL);
     cmn_buf_free(&body);
     return rc;
 }

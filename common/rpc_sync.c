@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <lode/errno.h>
@@ -58,14 +59,32 @@ static int wait_fd(int fd, short events, uint64_t deadline)
     }
 }
 
-static int write_all(struct cmn_rpc_sync *c, const void *data, size_t len, uint64_t deadline)
+/* Writes the iovecs in order (they are consumed). sendmsg, not writev: MSG_NOSIGNAL keeps a
+ * peer that went away from raising SIGPIPE. */
+static int write_allv(struct cmn_rpc_sync *c, struct iovec *iov, int iovcnt, uint64_t deadline)
 {
-    const uint8_t *p = data;
-    while (len > 0) {
-        ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+    while (iovcnt > 0 && iov->iov_len == 0) {
+        iov++;
+        iovcnt--;
+    }
+    while (iovcnt > 0) {
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)iovcnt};
+        ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
         if (n > 0) {
-            p += n;
-            len -= (size_t)n;
+            size_t left = (size_t)n;
+            while (iovcnt > 0 && left >= iov->iov_len) {
+                left -= iov->iov_len;
+                iov++;
+                iovcnt--;
+            }
+            if (iovcnt > 0) {
+                iov->iov_base = (uint8_t *)iov->iov_base + left;
+                iov->iov_len -= left;
+            }
+            while (iovcnt > 0 && iov->iov_len == 0) {
+                iov++;
+                iovcnt--;
+            }
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -77,6 +96,12 @@ static int write_all(struct cmn_rpc_sync *c, const void *data, size_t len, uint6
             return rc;
     }
     return 0;
+}
+
+static int write_all(struct cmn_rpc_sync *c, const void *data, size_t len, uint64_t deadline)
+{
+    struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+    return write_allv(c, &iov, 1, deadline);
 }
 
 static int read_exact(struct cmn_rpc_sync *c, void *dst, size_t n, uint64_t deadline)
@@ -163,12 +188,13 @@ static int read_frame(struct cmn_rpc_sync *c, struct cmn_rpc_header *h, struct c
     return 0;
 }
 
+/* The body comes from msg or raw; the payload is written from where it is (writev). */
 static int send_frame(struct cmn_rpc_sync *c, uint8_t kind, unsigned method, unsigned flags,
                       uint64_t id, const ProtobufCMessage *msg, const void *raw, size_t raw_len,
-                      uint64_t deadline)
+                      const void *payload, size_t payload_len, uint64_t deadline)
 {
     size_t body_len = msg ? protobuf_c_message_get_packed_size(msg) : raw_len;
-    if (body_len > c->max_frame)
+    if ((uint64_t)body_len + payload_len > c->max_frame)
         return LODE_EFRAMETOOBIG;
     struct cmn_buf f;
     cmn_buf_init(&f);
@@ -176,14 +202,17 @@ static int send_frame(struct cmn_rpc_sync *c, uint8_t kind, unsigned method, uns
         return -ENOMEM;
     struct cmn_rpc_header h = {.version = CMN_RPC_VERSION, .kind = kind,
                                .flags = (uint16_t)flags, .method = (uint16_t)method,
-                               .request_id = id, .body_len = (uint32_t)body_len};
+                               .request_id = id, .body_len = (uint32_t)body_len,
+                               .payload_len = (uint32_t)payload_len};
     cmn_rpc_header_pack(&h, f.data);
     if (msg)
         protobuf_c_message_pack(msg, f.data + CMN_RPC_HEADER_SIZE);
     else if (raw_len)
         memcpy(f.data + CMN_RPC_HEADER_SIZE, raw, raw_len);
     f.len = CMN_RPC_HEADER_SIZE + body_len;
-    int rc = write_all(c, f.data, f.len, deadline);
+    struct iovec iov[2] = {{.iov_base = f.data, .iov_len = f.len},
+                           {.iov_base = (void *)payload, .iov_len = payload_len}};
+    int rc = write_allv(c, iov, payload_len ? 2 : 1, deadline);
     cmn_buf_free(&f);
     if (rc)
         c->broken = 1;
@@ -280,7 +309,7 @@ static int handshake(struct cmn_rpc_sync *c, const void *secret, size_t secret_l
         rc = cmn_err_set(err, LODE_EINTERNAL, "%s: cannot compute the handshake MAC", c->address);
         goto out;
     }
-    rc = send_frame(c, CMN_RPC_AUTH, 0, 0, 0, NULL, auth, sizeof(auth), deadline);
+    rc = send_frame(c, CMN_RPC_AUTH, 0, 0, 0, NULL, auth, sizeof(auth), NULL, 0, deadline);
     if (rc) {
         cmn_err_set(err, rc, "%s: sending AUTH: %s", c->address, io_error_text(rc));
         goto out;
@@ -368,19 +397,26 @@ int cmn_rpc_sync_broken(const struct cmn_rpc_sync *c)
     return c->broken;
 }
 
-int cmn_rpc_sync_send(struct cmn_rpc_sync *c, unsigned method, unsigned flags,
-                      const ProtobufCMessage *req, uint64_t *id)
+int cmn_rpc_sync_send_payload(struct cmn_rpc_sync *c, unsigned method, unsigned flags,
+                              const ProtobufCMessage *req, const void *payload,
+                              size_t payload_len, uint64_t *id)
 {
     if (c->broken)
         return LODE_ECLOSED;
     if (method > UINT16_MAX || flags > UINT16_MAX)
         return -EINVAL;
     uint64_t rid = ++c->next_id;
-    int rc = send_frame(c, CMN_RPC_REQUEST, method, flags, rid, req, NULL, 0,
-                        deadline_after(SEND_TIMEOUT_MS));
+    int rc = send_frame(c, CMN_RPC_REQUEST, method, flags, rid, req, NULL, 0, payload,
+                        payload_len, deadline_after(SEND_TIMEOUT_MS));
     if (rc == 0 && id)
         *id = rid;
     return rc;
+}
+
+int cmn_rpc_sync_send(struct cmn_rpc_sync *c, unsigned method, unsigned flags,
+                      const ProtobufCMessage *req, uint64_t *id)
+{
+    return cmn_rpc_sync_send_payload(c, method, flags, req, NULL, 0, id);
 }
 
 static int recv_until(struct cmn_rpc_sync *c, uint64_t deadline, struct cmn_rpc_result *res)
@@ -434,9 +470,9 @@ int cmn_rpc_sync_recv(struct cmn_rpc_sync *c, uint32_t timeout_ms, struct cmn_rp
     return recv_until(c, deadline_after(timeout_ms ? timeout_ms : 10000), res);
 }
 
-int cmn_rpc_sync_call(struct cmn_rpc_sync *c, unsigned method, unsigned flags,
-                      const ProtobufCMessage *req, uint32_t timeout_ms,
-                      struct cmn_rpc_result *res)
+static int sync_call(struct cmn_rpc_sync *c, unsigned method, unsigned flags,
+                     const ProtobufCMessage *req, const void *payload, size_t payload_len,
+                     uint32_t timeout_ms, struct cmn_rpc_result *res)
 {
     uint64_t deadline = deadline_after(timeout_ms ? timeout_ms : 10000);
     cmn_buf_reset(&res->body);
@@ -446,12 +482,14 @@ int cmn_rpc_sync_call(struct cmn_rpc_sync *c, unsigned method, unsigned flags,
                                  "%s: connection unusable after an earlier error", c->address);
         return res->status;
     }
-    if (method > UINT16_MAX || flags > UINT16_MAX) {
-        cmn_rpc_result_set_local(res, -EINVAL, "invalid method %u or flags %u", method, flags);
+    if (method > UINT16_MAX || flags > UINT16_MAX || (payload_len && !payload)) {
+        cmn_rpc_result_set_local(res, -EINVAL, "invalid method %u, flags %u or payload", method,
+                                 flags);
         return res->status;
     }
     uint64_t id = ++c->next_id;
-    int rc = send_frame(c, CMN_RPC_REQUEST, method, flags, id, req, NULL, 0, deadline);
+    int rc = send_frame(c, CMN_RPC_REQUEST, method, flags, id, req, NULL, 0, payload,
+                        payload_len, deadline);
     if (rc) {
         const char *name = cmn_rpc_method_name(method);
         cmn_rpc_result_set_local(res, rc, "%s to %s: sending the request: %s",
@@ -470,6 +508,20 @@ int cmn_rpc_sync_call(struct cmn_rpc_sync *c, unsigned method, unsigned flags,
                                  c->address, timeout_ms ? timeout_ms : 10000);
     }
     return rc;
+}
+
+int cmn_rpc_sync_call(struct cmn_rpc_sync *c, unsigned method, unsigned flags,
+                      const ProtobufCMessage *req, uint32_t timeout_ms,
+                      struct cmn_rpc_result *res)
+{
+    return sync_call(c, method, flags, req, NULL, 0, timeout_ms, res);
+}
+
+int cmn_rpc_sync_call_payload(struct cmn_rpc_sync *c, unsigned method, unsigned flags,
+                              const ProtobufCMessage *req, const void *payload,
+                              size_t payload_len, uint32_t timeout_ms, struct cmn_rpc_result *res)
+{
+    return sync_call(c, method, flags, req, payload, payload_len, timeout_ms, res);
 }
 
 int cmn_rpc_sync_send_raw(struct cmn_rpc_sync *c, const void *data, size_t len)

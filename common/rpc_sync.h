@@ -37,6 +37,10 @@ int cmn_rpc_sync_call_payload(struct cmn_rpc_sync *c, unsigned method, unsigned 
 int cmn_rpc_sync_send(struct cmn_rpc_sync *c, unsigned method, unsigned flags,
                       const ProtobufCMessage *req, uint64_t *id);
 int cmn_rpc_sync_recv(struct cmn_rpc_sync *c, uint32_t timeout_ms, struct cmn_rpc_result *res);
+/* Pipelined send with a raw payload (written with the header, without copying it). */
+int cmn_rpc_sync_send_payload(struct cmn_rpc_sync *c, unsigned method, unsigned flags,
+                              const ProtobufCMessage *req, const void *payload,
+                              size_t payload_len, uint64_t *id);
 
 /* Sends raw bytes (tests of malformed input) and reads whatever frame comes back. */
 int cmn_rpc_sync_send_raw(struct cmn_rpc_sync *c, const void *data, size_t len);
