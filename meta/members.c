@@ -24,6 +24,7 @@ struct node_track {
     uint64_t last_beat_ms;         /* monotonic: last real beat */
     uint64_t used, capacity;       /* last reported */
     uint64_t usage_sent_ms;        /* monotonic: when usage was last proposed */
+    Lode__NodeState map_state;     /* its state in the map at the last tick */
 };
 
 struct meta_members {
@@ -201,6 +202,12 @@ static void tick_cb(uv_timer_t *h)
             t->known = true;
             t->last_seen_ms = now;
         }
+        /* Brought UP by someone else since the last tick (the node registered again after a
+         * restart, or an operator set it): that is hearing from it. Otherwise a node that
+         * was down would be marked down again at once, its last beat being long past. */
+        if (n->state == LODE__NODE_STATE__NODE_UP && t->map_state != LODE__NODE_STATE__NODE_UP)
+            t->last_seen_ms = now;
+        t->map_state = n->state;
         if (t->busy || t->admin || n->state == LODE__NODE_STATE__NODE_REMOVED)
             continue;
         Lode__NodeState to = next_state(m, t, n->state, now);

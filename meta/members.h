@@ -5,8 +5,10 @@
  * reported. A 1 s timer on the leader turns silence into replicated state changes
  * (SetNodeState): up -> suspect after `suspect_after_ms`, -> down after `down_after_ms`, and
  * back to up once beats resume. Draining and removed nodes are never touched (an operator
- * set those). Reported used/capacity bytes reach the cluster map at most once per
- * `usage_refresh_ms` per node.
+ * set those). A node that someone else brings back UP (it registered again after a restart,
+ * or an operator set it) counts as heard from at the next tick, so it is not marked down
+ * again at once for its old silence. Reported used/capacity bytes reach the cluster map at
+ * most once per `usage_refresh_ms` per node.
  *
  * After a failover the new leader has heard from nobody yet, so it treats every node as just
  * seen (a grace period of suspect_after_ms) and never marks nodes down for the failover
