@@ -32,34 +32,52 @@ struct cli_ctx {
     bool json;
     uint32_t timeout_ms;       /* per command (all retries included) */
     struct cmn_meta_client *mc; /* created by cli_client() */
+    char **flags;              /* the verb's own options given (e.g. "--verify"); see cli_flag */
+    unsigned n_flags;
 };
 
 struct cli_verb {
     const char *name;
-    const char *args;          /* synopsis of the arguments, "" when none */
+    /* Synopsis of the arguments, "" when none. A boolean option of the verb's own is written
+     * "[--name]" here: main accepts exactly the options so written (see cli_flag). */
+    const char *args;
     const char *help;          /* one line */
     unsigned min_args, max_args;
     int (*run)(struct cli_ctx *ctx, int argc, char **argv); /* returns an enum cli_exit */
+};
+
+/* What a noun's verbs need before they run (struct cli_noun.flags); 0 = a meta address and
+ * the cluster secret, checked by main before any verb runs. */
+enum cli_noun_flags {
+    CLI_META_OPTIONAL = 1u << 0, /* the secret, but no address up front: cli_client() and
+                                  * cli_call() report a missing address when a verb needs it */
+    CLI_OFFLINE = 1u << 1,       /* local files only: neither an address nor a secret */
 };
 
 struct cli_noun {
     const char *name;
     const char *help;
     const struct cli_verb *verbs; /* ends with {0} */
+    unsigned flags;            /* enum cli_noun_flags */
 };
 
 extern const struct cli_noun cli_noun_meta;
 extern const struct cli_noun cli_noun_user;
 extern const struct cli_noun cli_noun_bucket;
+extern const struct cli_noun cli_noun_node;
+extern const struct cli_noun cli_noun_inspect;
 
 /* Prints "lodectl: <fmt>" and a newline on stderr. */
 void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Whether the verb's own boolean option `name` ("--verify") was given. */
+bool cli_flag(const struct cli_ctx *ctx, const char *name);
 
 /* Exit code for a call's status: 0, 1 (the cluster's answer), 3 (transport or no leader). */
 int cli_exit_for_status(int status);
 
 /* The meta client over ctx->meta_addrs, created on first use; NULL (with the error printed)
- * if it cannot be created. Owned by ctx; main destroys it. */
+ * if it cannot be created or no address was given. Owned by ctx; main destroys it. */
 struct cmn_meta_client *cli_client(struct cli_ctx *ctx);
 
 /* Calls the leader. On failure prints "lodectl: <what>: <reason>" and returns the exit code;

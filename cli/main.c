@@ -20,7 +20,8 @@
 #define DEFAULT_TIMEOUT_MS 10000
 #define SECRET_MAX 4096
 
-static const struct cli_noun *const nouns[] = {&cli_noun_meta, &cli_noun_user, &cli_noun_bucket};
+static const struct cli_noun *const nouns[] = {&cli_noun_meta, &cli_noun_user, &cli_noun_bucket,
+                                               &cli_noun_node, &cli_noun_inspect};
 #define NNOUNS (sizeof(nouns) / sizeof(nouns[0]))
 
 void cli_errorf(const char *fmt, ...)
@@ -105,8 +106,36 @@ int cli_exit_for_status(int status)
     return CLI_EXIT_REFUSED;
 }
 
+bool cli_flag(const struct cli_ctx *ctx, const char *name)
+{
+    for (unsigned i = 0; i < ctx->n_flags; i++)
+        if (strcmp(ctx->flags[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Whether `opt` ("--verify") is one of the verb's own options, written "[--verify]" in its
+ * synopsis. */
+static bool verb_has_flag(const struct cli_verb *v, const char *opt)
+{
+    size_t n = strlen(opt);
+    for (const char *s = v->args; (s = strstr(s, opt)) != NULL; s += n)
+        if (s > v->args && s[-1] == '[' && s[n] == ']')
+            return true;
+    return false;
+}
+
+static void no_meta_address(void)
+{
+    cli_errorf("no lode-meta address: pass --meta HOST:PORT[,HOST:PORT...] or set LODE_META");
+}
+
 struct cmn_meta_client *cli_client(struct cli_ctx *ctx)
 {
+    if (!ctx->meta_addrs || !*ctx->meta_addrs) {
+        no_meta_address();
+        return NULL;
+    }
     if (!ctx->mc) {
         struct cmn_err err;
         cmn_err_clear(&err);
@@ -266,6 +295,8 @@ struct parsed {
     bool json, help, version;
     int npos;
     char **pos;
+    unsigned nflags;
+    char **flags;              /* options main does not know: the verb's own, checked later */
 };
 
 static int parse_args(int argc, char **argv, struct parsed *p)
@@ -293,8 +324,7 @@ static int parse_args(int argc, char **argv, struct parsed *p)
             if (!(p->timeout = opt_value(argc, argv, &i, "--timeout")))
                 return CLI_EXIT_USAGE;
         } else {
-            cli_errorf("unknown option '%s' (see lodectl --help)", a);
-            return CLI_EXIT_USAGE;
+            p->flags[p->nflags++] = a;
         }
     }
     return CLI_EXIT_OK;
@@ -304,8 +334,12 @@ static int run(int argc, char **argv, struct cli_ctx *ctx)
 {
     struct parsed p = {0};
     p.pos = calloc((size_t)argc + 1, sizeof(char *));
-    if (!p.pos)
+    p.flags = calloc((size_t)argc + 1, sizeof(char *));
+    if (!p.pos || !p.flags) {
+        free(p.pos);
+        free(p.flags);
         return CLI_EXIT_USAGE;
+    }
     int rc = parse_args(argc, argv, &p);
     if (rc != CLI_EXIT_OK)
         goto out;
@@ -329,6 +363,18 @@ static int run(int argc, char **argv, struct cli_ctx *ctx)
             usage(stdout);
         }
         goto out;
+    }
+    /* Options of no verb at all fail before the command is looked at, as they always did. */
+    for (unsigned i = 0; i < p.nflags; i++) {
+        bool known = false;
+        for (size_t k = 0; k < NNOUNS && !known; k++)
+            for (const struct cli_verb *v = nouns[k]->verbs; v->name && !known; v++)
+                known = verb_has_flag(v, p.flags[i]);
+        if (!known) {
+            cli_errorf("unknown option '%s' (see lodectl --help)", p.flags[i]);
+            rc = CLI_EXIT_USAGE;
+            goto out;
+        }
     }
     if (p.npos == 0) {
         usage(stderr);
@@ -355,6 +401,16 @@ static int run(int argc, char **argv, struct cli_ctx *ctx)
         rc = CLI_EXIT_USAGE;
         goto out;
     }
+    for (unsigned i = 0; i < p.nflags; i++) {
+        if (!verb_has_flag(verb, p.flags[i])) {
+            cli_errorf("%s %s: unknown option '%s'", noun->name, verb->name, p.flags[i]);
+            noun_usage(noun, stderr);
+            rc = CLI_EXIT_USAGE;
+            goto out;
+        }
+    }
+    ctx->flags = p.flags;
+    ctx->n_flags = p.nflags;
     unsigned nargs = (unsigned)p.npos - 2;
     if (nargs < verb->min_args || nargs > verb->max_args) {
         cli_errorf("%s %s: expects %s%s", noun->name, verb->name,
@@ -376,18 +432,23 @@ static int run(int argc, char **argv, struct cli_ctx *ctx)
         }
         ctx->timeout_ms = (uint32_t)ms;
     }
-    ctx->meta_addrs = p.meta && *p.meta ? p.meta : getenv("LODE_META");
-    if (!ctx->meta_addrs || !*ctx->meta_addrs) {
-        cli_errorf("no lode-meta address: pass --meta HOST:PORT[,HOST:PORT...] or set LODE_META");
-        rc = CLI_EXIT_USAGE;
-        goto out;
+    if (!(noun->flags & CLI_OFFLINE)) {
+        ctx->meta_addrs = p.meta && *p.meta ? p.meta : getenv("LODE_META");
+        if ((!ctx->meta_addrs || !*ctx->meta_addrs) && !(noun->flags & CLI_META_OPTIONAL)) {
+            no_meta_address();
+            rc = CLI_EXIT_USAGE;
+            goto out;
+        }
+        rc = load_secret(ctx, p.secret_file);
+        if (rc != CLI_EXIT_OK)
+            goto out;
     }
-    rc = load_secret(ctx, p.secret_file);
-    if (rc != CLI_EXIT_OK)
-        goto out;
     rc = verb->run(ctx, (int)nargs, p.pos + 2);
 out:
+    ctx->flags = NULL;
+    ctx->n_flags = 0;
     free(p.pos);
+    free(p.flags);
     return rc;
 }
 

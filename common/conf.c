@@ -3,12 +3,14 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -875,4 +877,95 @@ usage_error:
     usage(prog, stderr);
     *exit_code = 2;
     return 1;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The cluster secret (shared by every daemon)
+ * ------------------------------------------------------------------------------------- */
+
+#define SECRET_FILE_MAX 4096
+
+static int load_secret_file(const char *path, uint8_t **out, size_t *len, struct cmn_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return cmn_err_set(err, -errno, "cluster-secret-file %s: %s", path, strerror(errno));
+    /* One spare byte tells a file of exactly the limit from a longer one, and leaves room
+     * for the terminating NUL. */
+    uint8_t *buf = malloc(SECRET_FILE_MAX + 2);
+    if (!buf) {
+        close(fd);
+        return cmn_err_set(err, -ENOMEM, "out of memory");
+    }
+    size_t have = 0;
+    int rc = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + have, SECRET_FILE_MAX + 1 - have);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            rc = cmn_err_set(err, -e, "cluster-secret-file %s: %s", path, strerror(e));
+            break;
+        }
+        if (r == 0)
+            break;
+        have += (size_t)r;
+        if (have > SECRET_FILE_MAX) {
+            rc = cmn_err_set(err, LODE_ECONFIG, "cluster-secret-file %s: larger than %d bytes",
+                             path, SECRET_FILE_MAX);
+            break;
+        }
+    }
+    close(fd);
+    if (rc) {
+        explicit_bzero(buf, SECRET_FILE_MAX + 2);
+        free(buf);
+        return rc;
+    }
+    if (have && buf[have - 1] == '\n')
+        have--;
+    if (have && buf[have - 1] == '\r')
+        have--;
+    buf[have] = '\0';
+    *out = buf;
+    *len = have;
+    return 0;
+}
+
+int cmn_conf_load_secret(const char *inline_secret, const char *file, size_t min_len,
+                         uint8_t **out, size_t *len, struct cmn_err *err)
+{
+    *out = NULL;
+    *len = 0;
+    bool have_inline = inline_secret != NULL;
+    bool have_file = file != NULL;
+    if (have_inline == have_file)
+        return cmn_err_set(err, LODE_ECONFIG,
+                           have_inline ? "set only one of cluster-secret and cluster-secret-file"
+                                       : "set cluster-secret-file (or cluster-secret)");
+    uint8_t *s = NULL;
+    size_t n = 0;
+    if (have_inline) {
+        n = strlen(inline_secret);
+        s = malloc(n + 1);
+        if (!s)
+            return cmn_err_set(err, -ENOMEM, "out of memory");
+        memcpy(s, inline_secret, n + 1);
+    } else {
+        int rc = load_secret_file(file, &s, &n, err);
+        if (rc)
+            return rc;
+    }
+    if (n < min_len) {
+        explicit_bzero(s, n);
+        free(s);
+        return cmn_err_set(err, LODE_ECONFIG,
+                           "the cluster secret is %zu bytes; it must be at least %zu (e.g. "
+                           "`openssl rand -hex 32`)",
+                           n, min_len);
+    }
+    *out = s;
+    *len = n;
+    return 0;
 }

@@ -80,4 +80,14 @@ int cmn_conf_cli(const struct cmn_conf_opt *table, void *cfg, const char *prog, 
 /* Splits "host:port" into host (copied into host_out) and port. Returns 0 or -EINVAL. */
 int cmn_addr_split(const char *addr, char *host_out, size_t host_size, uint16_t *port);
 
+/* The cluster secret every daemon takes from its `cluster-secret` / `cluster-secret-file`
+ * keys (pass the two values; NULL = unset). Exactly one must be set; the file is read whole
+ * (at most 4096 bytes; one trailing "\n" or "\r\n" is dropped); the secret must have at
+ * least min_len bytes. On success *out is a malloc'd copy (NUL-terminated, *len bytes without
+ * the NUL) that the caller wipes (explicit_bzero) and frees; on failure *out is NULL and the
+ * code is LODE_ECONFIG or -errno reading the file, with a message naming the key and never
+ * the secret. */
+int cmn_conf_load_secret(const char *inline_secret, const char *file, size_t min_len,
+                         uint8_t **out, size_t *len, struct cmn_err *err);
+
 #endif

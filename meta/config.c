@@ -1,16 +1,12 @@
 #include "meta/config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define OFF(f) offsetof(struct meta_config, f)
-#define SECRET_FILE_MAX 4096
 
 const struct cmn_conf_opt meta_conf_table[] = {
     {"id", CMN_CONF_INT, OFF(id), NULL,
@@ -170,50 +166,6 @@ int meta_peers_parse(const char *s, struct meta_peer **out, size_t *n, struct cm
     return 0;
 }
 
-static int load_secret_file(const char *path, uint8_t **out, size_t *len, struct cmn_err *err)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return cmn_err_set(err, -errno, "cluster-secret-file %s: %s", path, strerror(errno));
-    uint8_t *buf = malloc(SECRET_FILE_MAX + 1);
-    if (!buf) {
-        close(fd);
-        return cmn_err_set(err, -ENOMEM, "out of memory");
-    }
-    size_t have = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf + have, SECRET_FILE_MAX + 1 - have);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int e = errno;
-            close(fd);
-            explicit_bzero(buf, SECRET_FILE_MAX + 1);
-            free(buf);
-            return cmn_err_set(err, -e, "cluster-secret-file %s: %s", path, strerror(e));
-        }
-        if (r == 0)
-            break;
-        have += (size_t)r;
-        if (have > SECRET_FILE_MAX) {
-            close(fd);
-            explicit_bzero(buf, SECRET_FILE_MAX + 1);
-            free(buf);
-            return cmn_err_set(err, LODE_ECONFIG,
-                               "cluster-secret-file %s: larger than %d bytes", path,
-                               SECRET_FILE_MAX);
-        }
-    }
-    close(fd);
-    if (have && buf[have - 1] == '\n')
-        have--;
-    if (have && buf[have - 1] == '\r')
-        have--;
-    *out = buf;
-    *len = have;
-    return 0;
-}
-
 int meta_config_finish(struct meta_config *cfg, struct cmn_err *err)
 {
     int rc;
@@ -260,35 +212,17 @@ int meta_config_finish(struct meta_config *cfg, struct cmn_err *err)
                            cfg->id, self->raft_address, self->rpc_address, cfg->raft_address,
                            cfg->rpc_address);
 
-    bool have_inline = cfg->cluster_secret != NULL;
-    bool have_file = cfg->cluster_secret_file != NULL;
-    if (have_inline == have_file)
-        return cmn_err_set(err, LODE_ECONFIG,
-                           have_inline ? "set only one of cluster-secret and cluster-secret-file"
-                                       : "set cluster-secret-file (or cluster-secret)");
     if (cfg->secret) {
         explicit_bzero(cfg->secret, cfg->secret_len);
         free(cfg->secret);
         cfg->secret = NULL;
         cfg->secret_len = 0;
     }
-    if (have_inline) {
-        size_t len = strlen(cfg->cluster_secret);
-        cfg->secret = malloc(len + 1);
-        if (!cfg->secret)
-            return cmn_err_set(err, -ENOMEM, "out of memory");
-        memcpy(cfg->secret, cfg->cluster_secret, len + 1);
-        cfg->secret_len = len;
-    } else {
-        rc = load_secret_file(cfg->cluster_secret_file, &cfg->secret, &cfg->secret_len, err);
-        if (rc)
-            return rc;
-    }
-    if (cfg->secret_len < META_SECRET_MIN)
-        return cmn_err_set(err, LODE_ECONFIG,
-                           "the cluster secret is %zu bytes; it must be at least %d (e.g. "
-                           "`openssl rand -hex 32`)",
-                           cfg->secret_len, META_SECRET_MIN);
+    /* The same rules as every other daemon (common/conf.c). */
+    rc = cmn_conf_load_secret(cfg->cluster_secret, cfg->cluster_secret_file, META_SECRET_MIN,
+                              &cfg->secret, &cfg->secret_len, err);
+    if (rc)
+        return rc;
     return 0;
 }
 

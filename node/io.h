@@ -39,7 +39,9 @@ struct node_io_req {
     void *buf;                  /* READ/WRITE: aligned to the directory's block size */
     size_t len;
     uint64_t off;
-    ssize_t result;             /* bytes transferred, or -errno */
+    ssize_t result;             /* bytes transferred, or -errno. READ: less than len only
+                                 * at end of file. Short transfers are resumed inside the
+                                 * backend; an error after a partial transfer is the error. */
     struct node_io_req *next_;  /* backend-private */
 };
 
@@ -60,6 +62,8 @@ struct node_io_probe {
 int node_io_probe_dir(const char *dir, enum node_io_kind want, struct node_io_probe *out,
                       struct cmn_err *err);
 
+/* queue_depth: 1..4096 requests handed to the disk at once (more wait, FIFO). NODE_IO_AUTO
+ * here means io_uring if a ring can be set up, else threads (the probe decides better). */
 int node_io_create(uv_loop_t *loop, enum node_io_kind kind, unsigned queue_depth,
                    struct node_io **out, struct cmn_err *err);
 const char *node_io_name(const struct node_io *io); /* "io_uring" or "threads" */
@@ -67,11 +71,14 @@ const char *node_io_name(const struct node_io *io); /* "io_uring" or "threads" *
 /* Queues a request. Returns 0 (the callback will run) or -EINVAL. */
 int node_io_submit(struct node_io *io, struct node_io_req *req);
 
-/* Requests submitted and not yet completed (for metrics). */
+/* Requests handed to the disk and not yet completed: at most the queue depth (for metrics).
+ * Those waiting beyond the queue depth are counted by node_io_waiting(). */
 unsigned node_io_in_flight(const struct node_io *io);
+unsigned node_io_waiting(const struct node_io *io);
 
-/* Waits for in-flight requests (their callbacks run), then frees; `cb` (may be NULL) runs
- * after everything is released. */
+/* Waits for in-flight and waiting requests (they run, their callbacks run; callbacks may
+ * still submit), then frees; `cb` (may be NULL) runs after everything is released, always
+ * from the loop, never inside this call. Submitting after that is invalid. */
 void node_io_close(struct node_io *io, void (*cb)(void *data), void *data);
 
 /* Aligned buffers for O_DIRECT (posix_memalign); size is rounded up to the alignment. */

@@ -2,7 +2,7 @@
  *
  *   DIR/superblock          one block: who this disk belongs to
  *   DIR/LOCK                flock(2): one process per directory
- *   DIR/volumes/%08u.vol    append-only volume files, preallocated with zeros
+ *   DIR/volumes/%08u.vol    append-only volume files, preallocated (fallocate: reads as zeros)
  *
  * All integers are little-endian. Every structure carries its own checksum. Records start at
  * multiples of the directory's block size (the O_DIRECT alignment, >= 512), so a whole record
@@ -64,8 +64,15 @@ enum node_record_type {
 #define NODE_SUM_BLOCK (64u * 1024) /* data is checksummed per 64 KiB block, for range reads */
 
 /* Every record begins with this header at a block-aligned offset. A CHUNK record continues
- * with `n_sums` u64 XXH3-64 checksums (one per NODE_SUM_BLOCK of data, the last one short),
- * then `length` data bytes, then zero padding to the next block boundary. */
+ * with node_record_n_sums(length) u64 XXH3-64 checksums (one per NODE_SUM_BLOCK of data, the
+ * last one short), then `length` data bytes, then zero padding to the next block boundary.
+ *
+ * `synced_upto` is the durable watermark of the volume when the record was issued: every
+ * write below that offset (in blocks) had completed and been covered by a completed
+ * fdatasync. At start, W = max(synced_upto) over the valid headers of an unsealed volume: a
+ * record starting below W was durable (acknowledged-era), so one failing verification there
+ * is bit rot, kept and reported as corrupt; at or above W it may be a torn write, dropped.
+ * Always <= the record's own offset / block size. */
 struct node_record_header {
     uint32_t magic;             /*  0 NODE_REC_MAGIC */
     uint16_t format;            /*  4 NODE_DISK_FORMAT */
@@ -75,7 +82,7 @@ struct node_record_header {
     uint64_t hash;              /* 32 XXH3-64 of the whole data: the end-to-end checksum */
     uint64_t seq;               /* 40 node-wide monotonic: orders puts, tombstones, copies */
     uint64_t created_ms;        /* 48 */
-    uint32_t n_sums;            /* 56 number of block checksums that follow */
+    uint32_t synced_upto;       /* 56 durable watermark of the volume, in blocks (above) */
     uint32_t header_check;      /* 60 low 32 bits of XXH3-64(bytes 0..59, seed = volume salt) */
 } __attribute__((packed));
 _Static_assert(sizeof(struct node_record_header) == 64, "record header size");

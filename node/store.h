@@ -39,7 +39,8 @@ struct node_store_options {
  * holds it. */
 int node_store_open(uv_loop_t *loop, const struct node_store_options *opts,
                     struct node_store **out, struct cmn_err *err);
-/* Finishes in-flight I/O (callbacks run with their results), then frees. */
+/* Finishes in-flight I/O (callbacks run with their results; ops not yet started get
+ * LODE_ESHUTDOWN), seals the active volumes (a clean stop), then frees; cb runs last. */
 void node_store_close(struct node_store *st, void (*cb)(void *data), void *data);
 
 /* The node's uuid (from the first directory's superblock; created at first format). */
@@ -63,7 +64,11 @@ typedef void (*node_store_cb)(void *data, int status);
 /* Verifies `hash` (XXH3-64 of the data; mismatch -> LODE_ECORRUPT and nothing written),
  * writes, and calls cb once the chunk and what is needed to find it are durable. On a 0
  * return the buffer belongs to the store. Errors: -EEXIST (id already stored),
- * LODE_ENOSPACE, -EIO, LODE_ESHUTDOWN. */
+ * LODE_ENOSPACE, -EIO, LODE_ESHUTDOWN.
+ * Like every call here: a non-zero return means cb will not run (and the buffer stays the
+ * caller's); after a 0 return cb runs exactly once, never inside the call. Returned at once:
+ * -EINVAL, LODE_ETOOLARGE, -EEXIST, LODE_ECORRUPT, LODE_ENOSPACE (no directory has room),
+ * LODE_ESHUTDOWN, -ENOMEM. Through cb: LODE_ENOSPACE, -EIO, LODE_ESHUTDOWN. */
 int node_store_put(struct node_store *st, const struct cmn_id *id, struct node_put_buf *b,
                    uint64_t hash, node_store_cb cb, void *data);
 
@@ -78,14 +83,19 @@ struct node_read {
 };
 void node_read_release(struct node_read *rd);
 
-/* status 0: `rd` is the caller's until node_read_release(rd) (also valid after cb returns).
+/* status 0: `rd` is the caller's until node_read_release(rd) (also valid after cb returns,
+ * and after node_store_close).
  * Errors: LODE_ENOCHUNK, -EINVAL (range outside the chunk), LODE_ECORRUPT (verification
- * failed: the chunk is recorded as corrupt; no data is returned), -EIO. */
+ * failed: the chunk is recorded as corrupt; no data is returned), -EIO.
+ * node_store_get returns at once (no cb): -EINVAL, LODE_ENOCHUNK, LODE_ECORRUPT (a chunk
+ * already found corrupt: every later read fails), LODE_ESHUTDOWN, -ENOMEM; through cb:
+ * LODE_ECORRUPT, -EIO. */
 typedef void (*node_store_get_cb)(void *data, int status, struct node_read *rd);
 int node_store_get(struct node_store *st, const struct cmn_id *id, uint64_t offset,
                    uint64_t length /* 0 = to the end */, node_store_get_cb cb, void *data);
 
-/* Durable delete (tombstone synced before cb). LODE_ENOCHUNK when absent. */
+/* Durable delete (tombstone synced before cb). LODE_ENOCHUNK when absent (returned at once).
+ * Through cb: LODE_ENOSPACE (no room even for a tombstone), -EIO, LODE_ESHUTDOWN. */
 int node_store_delete(struct node_store *st, const struct cmn_id *id, node_store_cb cb,
                       void *data);
 
@@ -120,9 +130,13 @@ struct node_store_stats {
     uint64_t capacity_bytes;
     uint64_t used_bytes;
     uint64_t chunks;
-    uint64_t corrupt_found;     /* since open */
+    uint64_t corrupt_found;     /* since open (damaged records included) */
     size_t n_disks;
     const struct node_disk_stats *disks; /* valid until the next call */
+    /* Record headers found failing their salted check (at open, in any volume): such a
+     * record is skipped whole (its id may be the damaged bytes, so it is neither indexed nor
+     * reported; reads of its chunk answer LODE_ENOCHUNK). */
+    uint64_t damaged_records;
 };
 void node_store_stats(struct node_store *st, struct node_store_stats *out);
 

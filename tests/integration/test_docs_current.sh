@@ -9,24 +9,37 @@ tmp=${TEST_TMPDIR:-/tmp}/docs-current.$$
 mkdir -p "$tmp"
 trap 'rm -rf "$tmp"' EXIT
 
-"$bld/lode-meta" --print-sample > "$tmp/sample"
-if cmp -s "$tmp/sample" "$src/etc/lode-meta.conf.sample"; then
-    ok 0 "etc/lode-meta.conf.sample matches lode-meta --print-sample"
-else
-    ok 1 "etc/lode-meta.conf.sample matches lode-meta --print-sample"
-    diag "regenerate: build/lode-meta --print-sample > etc/lode-meta.conf.sample"
-fi
+daemons="lode-meta lode-node"
 
-"$bld/lode-meta" --print-markdown > "$tmp/md"
-# docs/config.md = a fixed introduction, then the generated tables.
-if tail -n "$(wc -l < "$tmp/md")" "$src/docs/config.md" | cmp -s - "$tmp/md"; then
-    ok 0 "docs/config.md ends with lode-meta --print-markdown"
-else
-    ok 1 "docs/config.md ends with lode-meta --print-markdown"
-    diag "regenerate the tables at the end of docs/config.md with: build/lode-meta --print-markdown"
-fi
+# Every sample in etc/ is exactly what its daemon prints, and every daemon has one.
+for d in $daemons; do
+    [ -f "$src/etc/$d.conf.sample" ] || { ok 1 "etc/$d.conf.sample exists"; continue; }
+done
+for f in "$src"/etc/*.conf.sample; do
+    name=$(basename "$f" .conf.sample)
+    "$bld/$name" --print-sample > "$tmp/$name.sample"
+    if cmp -s "$tmp/$name.sample" "$f"; then
+        ok 0 "etc/$name.conf.sample matches $name --print-sample"
+    else
+        ok 1 "etc/$name.conf.sample matches $name --print-sample"
+        diag "regenerate: build/$name --print-sample > etc/$name.conf.sample"
+    fi
+done
 
-# The sample must be accepted once its required keys are filled in: it is documentation
+# docs/config.md = a fixed introduction, then each daemon's generated table, verbatim (the
+# table starts with its "## DAEMON" heading).
+for d in $daemons; do
+    "$bld/$d" --print-markdown > "$tmp/$d.md"
+    n=$(wc -l < "$tmp/$d.md")
+    if sed -n "/^## $d\$/,\$p" "$src/docs/config.md" | head -n "$n" | cmp -s - "$tmp/$d.md"; then
+        ok 0 "docs/config.md contains $d --print-markdown"
+    else
+        ok 1 "docs/config.md contains $d --print-markdown"
+        diag "regenerate the $d section of docs/config.md with: build/$d --print-markdown"
+    fi
+done
+
+# Each sample must be accepted once its required keys are filled in: it is documentation
 # someone will copy.
 sed -e 's/^#id =.*/id = 1/' \
     -e 's/^#raft-address =.*/raft-address = 127.0.0.1:7101/' \
@@ -34,11 +47,20 @@ sed -e 's/^#id =.*/id = 1/' \
     -e "s|^#data-dir =.*|data-dir = $tmp/data|" \
     -e 's|^#peers =.*|peers = 1=127.0.0.1:7101/127.0.0.1:7001|' \
     -e 's/^#cluster-secret =.*/cluster-secret = 0123456789abcdef0123/' \
-    "$tmp/sample" > "$tmp/filled.conf"
-if "$bld/lode-meta" -c "$tmp/filled.conf" --check > "$tmp/check.out" 2>&1; then
-    ok 0 "the sample with its required keys filled in passes --check"
-else
-    ok 1 "the sample with its required keys filled in passes --check"
-    while read -r l; do diag "$l"; done < "$tmp/check.out"
-fi
+    "$tmp/lode-meta.sample" > "$tmp/lode-meta.conf"
+sed -e 's/^#cluster =.*/cluster = docs-test/' \
+    -e "s|^#data-dirs =.*|data-dirs = $tmp/disk1,$tmp/disk2|" \
+    -e 's/^#rpc-address =.*/rpc-address = 127.0.0.1:7201/' \
+    -e 's/^#failure-domain =.*/failure-domain = rack1/' \
+    -e 's/^#meta =.*/meta = 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003/' \
+    -e 's/^#cluster-secret =.*/cluster-secret = 0123456789abcdef0123/' \
+    "$tmp/lode-node.sample" > "$tmp/lode-node.conf"
+for d in $daemons; do
+    if "$bld/$d" -c "$tmp/$d.conf" --check > "$tmp/$d.check" 2>&1; then
+        ok 0 "the $d sample with its required keys filled in passes --check"
+    else
+        ok 1 "the $d sample with its required keys filled in passes --check"
+        while read -r l; do diag "$l"; done < "$tmp/$d.check"
+    fi
+done
 tap_done

@@ -1,0 +1,92 @@
+/* lode-node configuration: the declarative key table plus the checks a table cannot express
+ * (lists of data directories and meta replicas, the advertised address, the cluster secret,
+ * sizes that depend on each other).
+ *
+ * Lifecycle: zero a struct node_config, fill it with cmn_conf_cli(node_conf_table, ...), then
+ * call node_config_finish() to derive the lists, the backend and the secret; release
+ * everything with node_config_free() (also after a failed finish). The secret is held only in
+ * `secret` (wiped on free) and is never printed: cmn_conf_dump() hides `cluster-secret`.
+ */
+#ifndef LODE_NODE_CONFIG_H
+#define LODE_NODE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/conf.h"
+#include "common/err.h"
+#include "node/io.h"
+
+#define NODE_SECRET_MIN 16            /* bytes, as for lode-meta */
+#define NODE_ADDR_MAX 256             /* "host:port", NUL included */
+#define NODE_DIRS_MAX 64              /* data directories per node */
+#define NODE_FRAME_SLACK (64u << 10)  /* frame bytes beyond a chunk: header and body */
+
+struct node_config {
+    /* ---- filled from node_conf_table ---- */
+    char *cluster;
+    char *data_dirs;
+    char *rpc_address;
+    char *advertise_address;          /* NULL: derived from rpc-address by finish/main */
+    char *failure_domain;
+    char *meta;
+    char *cluster_secret;             /* sensitive */
+    char *cluster_secret_file;
+    char *metrics_address;            /* NULL = no metrics server */
+    int log_level;                    /* enum cmn_log_level */
+    char *log_file;
+    char *io_backend;
+    int64_t queue_depth;
+    uint64_t volume_size;
+    uint64_t max_chunk_size;
+    uint64_t capacity_limit;
+    uint64_t heartbeat_interval_ms;
+    uint64_t scrub_rate;              /* bytes per second, 0 = no scrubbing */
+    uint64_t max_frame_size;
+
+    /* ---- derived by node_config_finish ---- */
+    char **dirs;                      /* data-dirs split and trimmed (malloc'd) */
+    size_t n_dirs;
+    enum node_io_kind io_kind;
+    /* What meta and gateways dial: advertise-address, else rpc-address. Empty when
+     * rpc-address has port 0 and no advertise-address is set: main fills it in with the
+     * port actually bound. */
+    char advertise[NODE_ADDR_MAX];
+    uint8_t *secret;                  /* the cluster secret bytes (malloc'd) */
+    size_t secret_len;
+};
+
+/* The key table ({0}-terminated); also drives the sample and docs/config.md. */
+extern const struct cmn_conf_opt node_conf_table[];
+
+/* Splits a comma-separated list (entries trimmed of blanks) into a malloc'd array of
+ * malloc'd strings (*out; free with node_config_list_free). Empty entries, duplicates and
+ * more than `max` entries are refused: LODE_ECONFIG naming `key` and the entry. */
+int node_config_split_list(const char *key, const char *s, size_t max, char ***out, size_t *n,
+                           struct cmn_err *err);
+void node_config_list_free(char **v, size_t n);
+
+/* Checks what the table cannot and fills the derived fields:
+ *   - cluster: 1..63 characters of [A-Za-z0-9._-] (it is stored in every superblock);
+ *   - data-dirs: 1..NODE_DIRS_MAX distinct non-empty paths;
+ *   - failure-domain: 1..127 printable characters without blanks;
+ *   - meta: 1 or more distinct host:port entries with a port;
+ *   - advertise-address: required (and must name a port) when rpc-address binds the wildcard
+ *     address 0.0.0.0, since nobody can dial that;
+ *   - io-backend: auto, io_uring or threads;
+ *   - max-frame-size >= max-chunk-size + 64 KiB; volume-size is a multiple of 64 KiB and
+ *     holds at least one chunk of max-chunk-size with its headers and the volume's reserved
+ *     tail; capacity-limit is 0 or at least volume-size;
+ *   - the cluster secret (common/conf.h, cmn_conf_load_secret; >= NODE_SECRET_MIN bytes).
+ * Returns 0, or LODE_ECONFIG (or -errno reading the secret file) with a message naming the
+ * key. */
+int node_config_finish(struct node_config *cfg, struct cmn_err *err);
+
+/* Frees the table's strings and the derived fields; wipes the secret. */
+void node_config_free(struct node_config *cfg);
+
+/* "auto", "io_uring", "threads" -> kind. Returns 0 or -EINVAL. */
+int node_config_parse_backend(const char *s, enum node_io_kind *out);
+
+#endif

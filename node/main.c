@@ -1,0 +1,503 @@
+/* lode-node: configuration, startup checks, the loop, signals and orderly shutdown.
+ *
+ * Start order: checks (each failure names its remedy), the chunk store (which scans every
+ * directory: nothing is served before the index is complete), the chunk service and its RPC
+ * server, then the registrar (register with meta, heartbeats, corrupt reports) and the
+ * scrubber. Meta being unreachable does not stop the node from serving.
+ *
+ * Shutdown (SIGINT / SIGTERM, exit 0): the RPC server stops taking requests, the service
+ * refuses new ones, the scrubber and the registrar close, and the store closes, finishing
+ * the I/O in flight so that every held request is answered (or dropped with its connection).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "common/conf.h"
+#include "common/err.h"
+#include "common/id.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/rpc.h"
+#include "node/config.h"
+#include "node/io.h"
+#include "node/registrar.h"
+#include "node/scrub.h"
+#include "node/service.h"
+#include "node/store.h"
+
+#define PROG "lode-node"
+#define LOG_CTX "main"
+#define TMPFS_MAGIC_NUMBER 0x01021994
+#define MEMLOCK_WANT (64ull << 20)  /* io_uring rings of a few disks fit comfortably */
+
+struct app {
+    uv_loop_t loop;
+    bool loop_ready;
+    struct node_config cfg;
+    struct cmn_metrics *metrics;
+    struct cmn_metrics_http *metrics_http;
+    struct node_store *store;
+    struct node_service *svc;
+    struct cmn_rpc_server *rpc;
+    struct node_registrar *reg;
+    struct node_scrub *scrub;
+    uv_signal_t sig[2];
+    bool signals_ready;
+    bool shutting_down;
+};
+
+/* ---------------------------------------------------------------------------------------
+ * Startup checks: each failure or warning names the remedy
+ * ------------------------------------------------------------------------------------- */
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+        return -ENAMETOOLONG;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, mode) != 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, mode) != 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+/* Kernels before 5.12 charge io_uring rings to RLIMIT_MEMLOCK; later ones to the cgroup. */
+static bool kernel_charges_memlock(void)
+{
+    struct utsname u;
+    int major = 0, minor = 0;
+    if (uname(&u) != 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2)
+        return true;
+    return major < 5 || (major == 5 && minor < 12);
+}
+
+static void check_memlock(const struct node_config *cfg)
+{
+    struct rlimit rl;
+    if (cfg->io_kind == NODE_IO_THREADS || getrlimit(RLIMIT_MEMLOCK, &rl) != 0 ||
+        rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= MEMLOCK_WANT)
+        return;
+    if (kernel_charges_memlock())
+        LOG_WARN(LOG_CTX, "RLIMIT_MEMLOCK is %llu KiB and this kernel charges io_uring rings to "
+                 "it: io_uring setup may fail (then the thread pool is used); raise it with "
+                 "`ulimit -l unlimited` or LimitMEMLOCK=infinity in the service unit",
+                 (unsigned long long)rl.rlim_cur / 1024);
+    else
+        LOG_INFO(LOG_CTX, "note: RLIMIT_MEMLOCK is %llu KiB; this kernel accounts io_uring "
+                 "memory to the cgroup, so it does not limit the rings",
+                 (unsigned long long)rl.rlim_cur / 1024);
+}
+
+static const char *kind_name(enum node_io_kind k)
+{
+    switch (k) {
+    case NODE_IO_URING: return "io_uring";
+    case NODE_IO_THREADS: return "threads";
+    case NODE_IO_AUTO: return "auto";
+    }
+    return "?";
+}
+
+static int check_dir(const struct node_config *cfg, const char *dir)
+{
+    int rc = mkdir_p(dir, 0750);
+    if (rc) {
+        LOG_ERROR(LOG_CTX, "cannot create data dir %s: %s (create it for the service user, or "
+                  "fix data-dirs)", dir, strerror(-rc));
+        return rc;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        LOG_ERROR(LOG_CTX, "data dir %s is not a directory (fix data-dirs)", dir);
+        return -ENOTDIR;
+    }
+    if (access(dir, W_OK | X_OK) != 0) {
+        rc = -errno;
+        LOG_ERROR(LOG_CTX, "data dir %s is not writable by uid %u: %s (fix its owner or mode)",
+                  dir, (unsigned)getuid(), strerror(-rc));
+        return rc;
+    }
+    struct statfs sfs;
+    if (statfs(dir, &sfs) == 0 && (unsigned long)sfs.f_type == TMPFS_MAGIC_NUMBER)
+        LOG_WARN(LOG_CTX, "data dir %s is on tmpfs: chunks are lost on reboot; use a real disk "
+                 "outside tests", dir);
+
+    struct node_io_probe probe;
+    struct cmn_err err;
+    cmn_err_clear(&err);
+    rc = node_io_probe_dir(dir, cfg->io_kind, &probe, &err);
+    if (rc) {
+        LOG_ERROR(LOG_CTX, "data dir %s: %s%s", dir, cmn_err_text(&err),
+                  cfg->io_kind == NODE_IO_URING
+                      ? " (io-backend = io_uring was asked for; set io-backend = auto to fall "
+                        "back to the thread pool)"
+                      : "");
+        return rc;
+    }
+    /* The probe's note already names the backend and says why it was chosen. */
+    if (probe.note[0])
+        LOG_INFO(LOG_CTX, "data dir %s: %s", dir, probe.note);
+    else
+        LOG_INFO(LOG_CTX, "data dir %s: %s backend, %s, %u-byte blocks", dir,
+                 kind_name(probe.kind), probe.o_direct ? "O_DIRECT" : "buffered I/O",
+                 probe.block_size);
+    return 0;
+}
+
+static int check_dirs(const struct node_config *cfg)
+{
+    dev_t *devs = calloc(cfg->n_dirs, sizeof(*devs));
+    if (!devs)
+        return -ENOMEM;
+    int rc = 0;
+    for (size_t i = 0; i < cfg->n_dirs && rc == 0; i++) {
+        rc = check_dir(cfg, cfg->dirs[i]);
+        struct stat st;
+        if (rc || stat(cfg->dirs[i], &st) != 0)
+            continue;
+        devs[i] = st.st_dev;
+        for (size_t j = 0; j < i; j++)
+            if (devs[j] == st.st_dev)
+                LOG_WARN(LOG_CTX, "data dirs %s and %s are on the same file system: they share "
+                         "one disk's space and fate, so capacity is counted twice; give each "
+                         "data dir its own disk", cfg->dirs[j], cfg->dirs[i]);
+    }
+    free(devs);
+    return rc;
+}
+
+static void check_secret(const struct node_config *cfg)
+{
+    struct stat st;
+    const char *sf = cfg->cluster_secret_file;
+    if (sf && stat(sf, &st) == 0 && (st.st_mode & 077))
+        LOG_WARN(LOG_CTX, "cluster-secret-file %s is readable by group or others (mode %03o); "
+                 "chmod 600 it", sf, (unsigned)(st.st_mode & 0777));
+    if (cfg->cluster_secret)
+        LOG_WARN(LOG_CTX, "cluster-secret is set inline in the configuration; prefer "
+                 "cluster-secret-file so the secret stays out of config files and backups");
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Shutdown
+ * ------------------------------------------------------------------------------------- */
+
+static void store_closed(void *data)
+{
+    struct app *app = data;
+    app->store = NULL;
+    LOG_DEBUG(LOG_CTX, "store closed");
+}
+
+static void begin_shutdown(struct app *app)
+{
+    if (app->shutting_down)
+        return;
+    app->shutting_down = true;
+    if (app->rpc) {
+        cmn_rpc_server_close(app->rpc, NULL, NULL);
+        app->rpc = NULL;
+    }
+    if (app->metrics_http) {
+        cmn_metrics_http_close(app->metrics_http, NULL, NULL);
+        app->metrics_http = NULL;
+    }
+    if (app->svc)
+        node_service_stop(app->svc);
+    /* Neither touches the store once closing: a scrub read in flight completes through the
+     * store's close, and the registrar's calls to meta are abandoned. */
+    if (app->scrub) {
+        node_scrub_close(app->scrub, NULL, NULL);
+        app->scrub = NULL;
+    }
+    if (app->reg) {
+        node_registrar_close(app->reg, NULL, NULL);
+        app->reg = NULL;
+    }
+    if (app->store)
+        node_store_close(app->store, store_closed, app);
+    if (app->signals_ready) {
+        for (int i = 0; i < 2; i++)
+            uv_close((uv_handle_t *)&app->sig[i], NULL);
+        app->signals_ready = false;
+    }
+}
+
+static void signal_cb(uv_signal_t *h, int signum)
+{
+    struct app *app = h->data;
+    if (app->shutting_down) {
+        LOG_WARN(LOG_CTX, "%s again: exiting without a clean shutdown", strsignal(signum));
+        _exit(1);
+    }
+    LOG_INFO(LOG_CTX, "%s: shutting down", strsignal(signum));
+    begin_shutdown(app);
+}
+
+/* Runs the loop until every handle is closed, then releases what is left. */
+static void finish(struct app *app)
+{
+    if (app->loop_ready) {
+        uv_run(&app->loop, UV_RUN_DEFAULT);
+        node_service_destroy(app->svc);
+        app->svc = NULL;
+        int rc = uv_loop_close(&app->loop);
+        if (rc != 0)
+            LOG_WARN(LOG_CTX, "loop closed with handles still open: %s", uv_strerror(rc));
+    }
+    if (app->metrics)
+        cmn_metrics_destroy(app->metrics);
+    node_config_free(&app->cfg);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Start
+ * ------------------------------------------------------------------------------------- */
+
+static void store_open_failed(const struct node_config *cfg, int rc, const struct cmn_err *err)
+{
+    const char *remedy = "";
+    switch (rc) {
+    case LODE_EWRONGDISK:
+        remedy = " (check data-dirs and cluster; lode-node never reformats a directory that "
+                 "holds data)";
+        break;
+    case -EBUSY:
+        remedy = " (stop the other lode-node first)";
+        break;
+    case LODE_ECORRUPT:
+        remedy = " (a superblock fails its checksum: inspect it with `lodectl inspect "
+                 "node-dir PATH`)";
+        break;
+    case -EACCES:
+    case -EPERM:
+    case -EROFS:
+        remedy = " (fix the owner, mode or mount of the data dirs)";
+        break;
+    default:
+        break;
+    }
+    LOG_ERROR(LOG_CTX, "cannot open the chunk store (cluster %s, %zu data dir(s)): %s%s",
+              cfg->cluster, cfg->n_dirs, cmn_err_text(err), remedy);
+}
+
+static int start(struct app *app)
+{
+    struct node_config *cfg = &app->cfg;
+    struct cmn_err err;
+    int rc;
+    cmn_err_clear(&err);
+
+    check_secret(cfg);
+    check_memlock(cfg);
+    if ((rc = check_dirs(cfg)))
+        return rc;
+
+    if ((rc = uv_loop_init(&app->loop))) {
+        LOG_ERROR(LOG_CTX, "event loop: %s", uv_strerror(rc));
+        return rc;
+    }
+    app->loop_ready = true;
+
+    if ((rc = cmn_metrics_create(&app->metrics))) {
+        LOG_ERROR(LOG_CTX, "metrics: %s", lode_strerror(rc));
+        return rc;
+    }
+    if (cfg->metrics_address &&
+        (rc = cmn_metrics_http_start(app->metrics, &app->loop, cfg->metrics_address,
+                                     &app->metrics_http, &err))) {
+        LOG_ERROR(LOG_CTX, "metrics server on %s: %s", cfg->metrics_address,
+                  cmn_err_text(&err));
+        return rc;
+    }
+
+    struct node_store_options so = {
+        .dirs = (const char *const *)cfg->dirs,
+        .n_dirs = cfg->n_dirs,
+        .cluster = cfg->cluster,
+        .volume_size = cfg->volume_size,
+        .max_chunk_size = cfg->max_chunk_size,
+        .capacity_limit = cfg->capacity_limit,
+        .io_kind = cfg->io_kind,
+        .queue_depth = (unsigned)cfg->queue_depth,
+        .metrics = app->metrics,
+    };
+    if ((rc = node_store_open(&app->loop, &so, &app->store, &err))) {
+        app->store = NULL;
+        store_open_failed(cfg, rc, &err);
+        return rc;
+    }
+
+    struct node_service_options sv = {
+        .loop = &app->loop,
+        .store = app->store,
+        .metrics = app->metrics,
+        .cluster = cfg->cluster,
+        .failure_domain = cfg->failure_domain,
+        .max_chunk_size = cfg->max_chunk_size,
+    };
+    if ((rc = node_service_create(&sv, &app->svc, &err))) {
+        LOG_ERROR(LOG_CTX, "chunk service: %s", cmn_err_text(&err));
+        return rc;
+    }
+    struct cmn_rpc_server_config rc_cfg = {
+        .service = PROG,
+        .secret = cfg->secret,
+        .secret_len = cfg->secret_len,
+        .max_frame = (uint32_t)cfg->max_frame_size,
+        .handler = node_service_handle,
+        .data = app->svc,
+        .metrics = app->metrics,
+        .payload_alloc = node_service_payload_alloc,
+        .payload_free = node_service_payload_free,
+    };
+    if ((rc = cmn_rpc_server_create(&app->loop, &rc_cfg, &app->rpc))) {
+        LOG_ERROR(LOG_CTX, "rpc server: %s", lode_strerror(rc));
+        return rc;
+    }
+    if ((rc = cmn_rpc_server_listen(app->rpc, cfg->rpc_address, &err))) {
+        LOG_ERROR(LOG_CTX, "rpc server on %s: %s (another process may hold the port: choose "
+                  "another rpc-address)", cfg->rpc_address, cmn_err_text(&err));
+        return rc;
+    }
+    char host[NODE_ADDR_MAX];
+    uint16_t port = 0;
+    cmn_addr_split(cfg->rpc_address, host, sizeof(host), &port);
+    char bound[NODE_ADDR_MAX + 8];
+    snprintf(bound, sizeof(bound), "%s:%d", host, cmn_rpc_server_port(app->rpc));
+    if (!cfg->advertise[0])
+        snprintf(cfg->advertise, sizeof(cfg->advertise), "%s", bound);
+    node_service_set_address(app->svc, cfg->advertise);
+
+    struct node_registrar_options ro = {
+        .loop = &app->loop,
+        .store = app->store,
+        .metrics = app->metrics,
+        .meta = cfg->meta,
+        .secret = cfg->secret,
+        .secret_len = cfg->secret_len,
+        .address = cfg->advertise,
+        .failure_domain = cfg->failure_domain,
+        .heartbeat_interval_ms = cfg->heartbeat_interval_ms,
+        .max_frame = (uint32_t)cfg->max_frame_size,
+    };
+    if ((rc = node_registrar_start(&ro, &app->reg, &err))) {
+        LOG_ERROR(LOG_CTX, "registrar: %s", cmn_err_text(&err));
+        return rc;
+    }
+    struct node_scrub_options sco = {
+        .loop = &app->loop,
+        .store = app->store,
+        .rate = cfg->scrub_rate,
+        .metrics = app->metrics,
+        .max_chunk_size = cfg->max_chunk_size,
+    };
+    if ((rc = node_scrub_start(&sco, &app->scrub))) {
+        LOG_ERROR(LOG_CTX, "scrubber: %s", lode_strerror(rc));
+        return rc;
+    }
+    node_service_attach(app->svc, app->reg, app->scrub);
+
+    static const int signums[2] = {SIGINT, SIGTERM};
+    for (int i = 0; i < 2; i++) {
+        uv_signal_init(&app->loop, &app->sig[i]);
+        app->sig[i].data = app;
+        uv_signal_start(&app->sig[i], signal_cb, signums[i]);
+    }
+    app->signals_ready = true;
+
+    struct node_store_stats stats;
+    node_store_stats(app->store, &stats);
+    struct cmn_id uuid = node_store_uuid(app->store);
+    char hex[CMN_ID_HEX_SIZE];
+    cmn_id_to_hex(&uuid, hex);
+    char adv[NODE_ADDR_MAX + 32] = "";
+    if (strcmp(cfg->advertise, bound) != 0)
+        snprintf(adv, sizeof(adv), " (advertised as %s)", cfg->advertise);
+    if (cfg->scrub_rate == 0)
+        LOG_INFO(LOG_CTX, "scrubbing is disabled (scrub-rate = 0)");
+    LOG_INFO(LOG_CTX, PROG " %s ready: rpc %s%s, %" PRIu64 " chunks, %" PRIu64 " of %" PRIu64
+             " bytes used", hex, bound, adv, stats.chunks, stats.used_bytes,
+             stats.capacity_bytes);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct app app;
+    memset(&app, 0, sizeof(app));
+    signal(SIGPIPE, SIG_IGN);
+
+    /* --check is handled here, so that it also runs the checks the key table cannot
+     * express (lists, addresses, sizes, secret). */
+    bool check = false;
+    char **args = calloc((size_t)argc + 1, sizeof(*args));
+    int nargs = 0;
+    if (!args)
+        return 1;
+    for (int i = 0; i < argc; i++) {
+        if (i > 0 && strcmp(argv[i], "--check") == 0)
+            check = true;
+        else
+            args[nargs++] = argv[i];
+    }
+    int exit_code = 0;
+    int done = cmn_conf_cli(node_conf_table, &app.cfg, PROG, nargs, args, &exit_code);
+    free(args);
+    if (done)
+        return exit_code;
+
+    struct cmn_err err;
+    cmn_err_clear(&err);
+    if (node_config_finish(&app.cfg, &err) != 0) {
+        fprintf(stderr, PROG ": %s\n", cmn_err_text(&err));
+        node_config_free(&app.cfg);
+        return 1;
+    }
+    if (check) {
+        printf(PROG ": configuration OK\n");
+        node_config_free(&app.cfg);
+        return 0;
+    }
+
+    cmn_log_init(PROG, (enum cmn_log_level)app.cfg.log_level);
+    if (app.cfg.log_file) {
+        int rc = cmn_log_set_file(app.cfg.log_file);
+        if (rc) {
+            fprintf(stderr, PROG ": log-file %s: %s\n", app.cfg.log_file, strerror(-rc));
+            node_config_free(&app.cfg);
+            return 1;
+        }
+    }
+
+    if (start(&app) != 0) {
+        begin_shutdown(&app);
+        finish(&app);
+        return 1;
+    }
+    uv_run(&app.loop, UV_RUN_DEFAULT);
+    begin_shutdown(&app);
+    finish(&app);
+    LOG_INFO(LOG_CTX, "stopped");
+    return 0;
+}

@@ -1,0 +1,278 @@
+/* lode-node's configuration: the key table (defaults, ranges, the sensitive secret) and the
+ * checks node_config_finish adds (lists of data dirs and meta replicas, the advertised
+ * address, cluster name and failure domain, sizes against each other, the cluster secret).
+ * Configurations are built as the daemon builds them: the table's defaults, keys set one by
+ * one through cmn_conf_set, the required keys checked, then node_config_finish. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/conf.h"
+#include "common/err.h"
+#include "node/config.h"
+#include "tests/tap.h"
+
+#define SECRET20 "0123456789abcdefghij"      /* 20 bytes */
+
+static char dir[PATH_MAX];
+
+static int contains(const char *s, const char *needle)
+{
+    return s && strstr(s, needle) != NULL;
+}
+
+/* Defaults, then the given key/value pairs (NULL-terminated; a NULL value leaves the key
+ * unset), then whichever of the base keys the pairs did not name, then the required-key
+ * check and node_config_finish. */
+static int build(struct node_config *cfg, struct cmn_err *err, ...)
+{
+    static const char *const base[] = {
+        "cluster", "prod-1", "data-dirs", "/srv/lode/d1", "rpc-address", "127.0.0.1:7201",
+        "failure-domain", "rack1", "meta", "127.0.0.1:7001,127.0.0.1:7002",
+        "cluster-secret", SECRET20, NULL};
+    const char *given[64];
+    size_t n_given = 0;
+    memset(cfg, 0, sizeof(*cfg));
+    cmn_err_clear(err);
+    int rc = cmn_conf_defaults(node_conf_table, cfg, err);
+    va_list ap;
+    va_start(ap, err);
+    const char *key;
+    while ((key = va_arg(ap, const char *)) != NULL) {
+        const char *value = va_arg(ap, const char *);
+        if (n_given < 64)
+            given[n_given++] = key;
+        if (rc == 0 && value)
+            rc = cmn_conf_set(node_conf_table, cfg, key, value, err);
+    }
+    va_end(ap);
+    for (size_t i = 0; rc == 0 && base[i]; i += 2) {
+        bool named = false;
+        for (size_t j = 0; j < n_given; j++)
+            named |= strcmp(given[j], base[i]) == 0;
+        /* Naming either secret key replaces the base secret. */
+        if (strcmp(base[i], "cluster-secret") == 0)
+            for (size_t j = 0; j < n_given; j++)
+                named |= strcmp(given[j], "cluster-secret-file") == 0;
+        if (!named)
+            rc = cmn_conf_set(node_conf_table, cfg, base[i], base[i + 1], err);
+    }
+    if (rc == 0)
+        rc = cmn_conf_check_required(node_conf_table, cfg, err);
+    if (rc == 0)
+        rc = node_config_finish(cfg, err);
+    return rc;
+}
+
+/* Expects a refusal (LODE_ECONFIG) whose message contains needle. Pairs as for build. */
+#define REFUSED(needle, what, ...)                                                       \
+    do {                                                                                  \
+        struct node_config c_;                                                            \
+        struct cmn_err e_;                                                                \
+        int rc_ = build(&c_, &e_, __VA_ARGS__, NULL);                                     \
+        is_int(rc_, LODE_ECONFIG, "%s: refused", what);                                   \
+        ok(contains(e_.msg, needle), "%s: message says why (%s)", what, e_.msg);          \
+        node_config_free(&c_);                                                            \
+    } while (0)
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, data, len) != (ssize_t)len)
+        tap_bail("write %s: %s", path, strerror(errno));
+    close(fd);
+}
+
+static void test_table(void)
+{
+    struct node_config cfg;
+    struct cmn_err err;
+    memset(&cfg, 0, sizeof(cfg));
+    cmn_err_clear(&err);
+    is_int(cmn_conf_defaults(node_conf_table, &cfg, &err), 0, "table defaults apply");
+    ok(cfg.queue_depth == 32 && cfg.volume_size == 256u << 20 &&
+           cfg.max_chunk_size == 8u << 20 && cfg.capacity_limit == 0 &&
+           cfg.heartbeat_interval_ms == 2000 && cfg.scrub_rate == 16u << 20,
+       "defaults: queue depth 32, 256MiB volumes, 8MiB chunks, no limit, 2s beats, 16MiB/s "
+       "scrub");
+    is_int(cfg.max_frame_size, (16u << 20) + (64u << 10), "max-frame-size is 16MiB + 64KiB");
+    is_str(cfg.io_backend, "auto", "io-backend defaults to auto");
+    ok(!cfg.cluster && !cfg.data_dirs && !cfg.advertise_address && !cfg.cluster_secret,
+       "no default for the required keys, the advertised address or the secret");
+    cmn_conf_free(node_conf_table, &cfg);
+
+    bool sensitive = false, every = true;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    cmn_conf_write_sample(node_conf_table, "lode-node", f);
+    fclose(f);
+    for (const struct cmn_conf_opt *o = node_conf_table; o->name; o++) {
+        if (strcmp(o->name, "cluster-secret") == 0)
+            sensitive = o->flags & CMN_CONF_SENSITIVE;
+        char key[80];
+        snprintf(key, sizeof(key), "#%s =", o->name);
+        every &= contains(text, key);
+    }
+    free(text);
+    ok(sensitive, "cluster-secret is marked sensitive");
+    ok(every, "the sample lists every key");
+
+    memset(&cfg, 0, sizeof(cfg));
+    cmn_conf_defaults(node_conf_table, &cfg, &err);
+    is_int(cmn_conf_set(node_conf_table, &cfg, "queue-depth", "0", &err), LODE_ECONFIG,
+           "queue-depth 0 is out of range");
+    is_int(cmn_conf_set(node_conf_table, &cfg, "heartbeat-interval", "10ms", &err),
+           LODE_ECONFIG, "a 10ms heartbeat is out of range");
+    is_int(cmn_conf_set(node_conf_table, &cfg, "max-chunk-size", "1GiB", &err), LODE_ECONFIG,
+           "1GiB chunks are out of range");
+    is_int(cmn_conf_set(node_conf_table, &cfg, "scrub-rate", "0", &err), 0,
+           "scrub-rate 0 (disabled) is accepted");
+    cmn_conf_free(node_conf_table, &cfg);
+}
+
+static void test_valid(void)
+{
+    struct node_config cfg;
+    struct cmn_err err;
+    is_int(build(&cfg, &err, "data-dirs", " /srv/a , /srv/b,/srv/c ", NULL), 0,
+           "a complete configuration passes (%s)", err.msg);
+    is_int(cfg.n_dirs, 3, "three data dirs");
+    ok(cfg.n_dirs == 3 && strcmp(cfg.dirs[0], "/srv/a") == 0 &&
+           strcmp(cfg.dirs[1], "/srv/b") == 0 && strcmp(cfg.dirs[2], "/srv/c") == 0,
+       "entries trimmed, in order");
+    is_str(cfg.advertise, "127.0.0.1:7201", "advertised address defaults to rpc-address");
+    is_int(cfg.io_kind, NODE_IO_AUTO, "io-backend auto");
+    ok(cfg.secret_len == 20 && memcmp(cfg.secret, SECRET20, 20) == 0, "secret loaded");
+    char *dump = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&dump, &len);
+    cmn_conf_dump(node_conf_table, &cfg, f);
+    fclose(f);
+    ok(contains(dump, "cluster-secret") && !contains(dump, SECRET20),
+       "the configuration dump hides the secret");
+    free(dump);
+    node_config_free(&cfg);
+    ok(cfg.secret == NULL && cfg.secret_len == 0 && cfg.dirs == NULL && cfg.n_dirs == 0 &&
+           cfg.cluster == NULL,
+       "node_config_free releases the secret, the dirs and the table strings");
+
+    is_int(build(&cfg, &err, "rpc-address", "0.0.0.0:7201", "advertise-address",
+                 "node7.example:7201", "io-backend", "threads", NULL),
+           0, "wildcard rpc-address with an advertise-address");
+    is_str(cfg.advertise, "node7.example:7201", "advertise-address is what meta is told");
+    is_int(cfg.io_kind, NODE_IO_THREADS, "io-backend threads");
+    node_config_free(&cfg);
+
+    is_int(build(&cfg, &err, "rpc-address", "127.0.0.1:0", "io-backend", "io_uring", NULL), 0,
+           "rpc-address with port 0");
+    is_str(cfg.advertise, "", "advertised address left for main to fill in");
+    is_int(cfg.io_kind, NODE_IO_URING, "io-backend io_uring");
+    node_config_free(&cfg);
+
+    is_int(build(&cfg, &err, "max-chunk-size", "16MiB", "max-frame-size", "16448KiB", NULL), 0,
+           "max-frame-size exactly max-chunk-size + 64KiB");
+    node_config_free(&cfg);
+    is_int(build(&cfg, &err, "cluster", "a23456789012345678901234567890123456789012345678901234"
+                                        "567890123", NULL),
+           0, "a 63-character cluster name");
+    node_config_free(&cfg);
+    is_int(build(&cfg, &err, "capacity-limit", "256MiB", NULL), 0,
+           "capacity-limit equal to volume-size");
+    node_config_free(&cfg);
+}
+
+static void test_refused(void)
+{
+    REFUSED("twice", "a data dir listed twice", "data-dirs", "/srv/a,/srv/b,/srv/a");
+    REFUSED("entry 2 is empty", "an empty data-dirs entry", "data-dirs", "/srv/a,,/srv/b");
+    REFUSED("meta: 'nonsense'", "a meta entry without a port", "meta", "127.0.0.1:7001,nonsense");
+    REFUSED("meta: '127.0.0.1:0'", "a meta entry with port 0", "meta", "127.0.0.1:0");
+    REFUSED("advertise-address", "wildcard rpc-address alone", "rpc-address", "0.0.0.0:7201");
+    REFUSED("wildcard", "wildcard advertise-address", "advertise-address", "0.0.0.0:7201");
+    REFUSED("must name a host and a port", "advertise-address with port 0",
+            "advertise-address", "10.0.0.1:0");
+    REFUSED("character 5", "a cluster name with a space", "cluster", "prod 1");
+    REFUSED("1 to 63 characters", "a 64-character cluster name", "cluster",
+            "a234567890123456789012345678901234567890123456789012345678901234");
+    REFUSED("blank or not printable", "a failure domain with a blank", "failure-domain",
+            "rack 1");
+    REFUSED("io-backend 'aio'", "an unknown io-backend", "io-backend", "aio");
+    REFUSED("max-frame-size", "frames 1KiB short of the largest chunk + 64KiB",
+            "max-chunk-size", "16MiB", "max-frame-size", "16447KiB");
+    REFUSED("volume-size", "volumes too small for the largest chunk", "volume-size", "4MiB");
+    REFUSED("multiple of 64KiB", "a volume size that is not whole blocks", "volume-size",
+            "1100KiB");
+    REFUSED("capacity-limit", "capacity below one volume", "capacity-limit", "100MiB");
+    REFUSED("set cluster-secret-file (or cluster-secret)", "no secret", "cluster-secret",
+            NULL);
+    REFUSED("at least 16", "a 15-byte secret", "cluster-secret", "short-secret-15");
+
+    struct node_config cfg;
+    struct cmn_err err;
+    is_int(build(&cfg, &err, "cluster-secret", "short-secret-15", NULL), LODE_ECONFIG,
+           "short secret refused");
+    ok(!contains(err.msg, "short-secret-15"), "the message does not show the secret");
+    node_config_free(&cfg);
+    is_int(build(&cfg, &err, "cluster", NULL, NULL), LODE_ECONFIG, "cluster is required");
+    ok(contains(err.msg, "cluster"), "message names the key (%s)", err.msg);
+    node_config_free(&cfg);
+}
+
+static void test_secret_file(void)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/secret", dir);
+    struct node_config cfg;
+    struct cmn_err err;
+
+    write_file(path, SECRET20 "\n", 21);
+    is_int(build(&cfg, &err, "cluster-secret-file", path, NULL), 0, "secret from a file");
+    ok(cfg.secret_len == 20 && memcmp(cfg.secret, SECRET20, 20) == 0,
+       "the trailing newline is not part of the secret");
+    node_config_free(&cfg);
+
+    is_int(build(&cfg, &err, "cluster-secret-file", path, "cluster-secret", SECRET20, NULL),
+           LODE_ECONFIG, "both secret keys refused");
+    ok(contains(err.msg, "set only one of cluster-secret and cluster-secret-file"),
+       "message says so (%s)", err.msg);
+    node_config_free(&cfg);
+
+    char missing[PATH_MAX + 16];
+    snprintf(missing, sizeof(missing), "%s/nope", dir);
+    is_int(build(&cfg, &err, "cluster-secret-file", missing, NULL), -ENOENT,
+           "a missing secret file: -ENOENT");
+    ok(contains(err.msg, missing), "message names the file (%s)", err.msg);
+    node_config_free(&cfg);
+
+    char big[5000];
+    memset(big, 'x', sizeof(big));
+    write_file(path, big, sizeof(big));
+    is_int(build(&cfg, &err, "cluster-secret-file", path, NULL), LODE_ECONFIG,
+           "a 5000-byte secret file refused");
+    ok(contains(err.msg, "larger than 4096"), "message gives the limit (%s)", err.msg);
+    node_config_free(&cfg);
+    unlink(path);
+}
+
+int main(void)
+{
+    const char *base = getenv("TEST_TMPDIR");
+    snprintf(dir, sizeof(dir), "%s/node-config.XXXXXX", base && *base ? base : "/tmp");
+    mkdir(base && *base ? base : "/tmp", 0700);
+    if (!mkdtemp(dir))
+        tap_bail("mkdtemp %s: %s", dir, strerror(errno));
+    test_table();
+    test_valid();
+    test_refused();
+    test_secret_file();
+    rmdir(dir);
+    return tap_done();
+}
