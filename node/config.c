@@ -25,6 +25,13 @@ const struct cmn_conf_opt node_conf_table[] = {
      "Data directories, comma-separated, one per disk (created when missing; an empty one is "
      "formatted). Each holds a superblock naming this node, a LOCK file and volumes/.",
      CMN_CONF_REQUIRED, 0, 0},
+    {"node-uuid", CMN_CONF_STR, OFF(node_uuid), NULL,
+     "This node's identity, 32 hex digits (e.g. from `lodectl node list --json`, or any random "
+     "value for a new node). When set, new data directories are formatted with it and a "
+     "directory carrying another node's identity is refused at start: the only way a node "
+     "with a single disk can tell a disk moved from another node. Unset: the identity is the "
+     "one on the disks (created at the first format).",
+     0, 0, 0},
     {"rpc-address", CMN_CONF_ADDR, OFF(rpc_address), NULL,
      "host:port the chunk service listens on (0.0.0.0 for every interface; then set "
      "advertise-address).",
@@ -299,6 +306,13 @@ int node_config_finish(struct node_config *cfg, struct cmn_err *err)
         return cmn_err_set(err, LODE_ECONFIG,
                            "io-backend '%s' is not one of auto, io_uring, threads",
                            cfg->io_backend);
+
+    cfg->have_uuid = cfg->node_uuid != NULL;
+    if (cfg->have_uuid && (cmn_id_from_hex(cfg->node_uuid, &cfg->uuid) != 0 ||
+                           cmn_id_is_zero(&cfg->uuid)))
+        return cmn_err_set(err, LODE_ECONFIG,
+                           "node-uuid '%s' is not 32 hex digits (or is all zeros)",
+                           cfg->node_uuid);
 
     node_config_list_free(cfg->dirs, cfg->n_dirs);
     cfg->dirs = NULL;

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "common/conf.h"
+#include "common/id.h"
 #include "common/err.h"
 #include "node/io.h"
 
@@ -27,6 +28,7 @@ struct node_config {
     /* ---- filled from node_conf_table ---- */
     char *cluster;
     char *data_dirs;
+    char *node_uuid;                  /* NULL: the identity lives on the disks only */
     char *rpc_address;
     char *advertise_address;          /* NULL: derived from rpc-address by finish/main */
     char *failure_domain;
@@ -53,6 +55,8 @@ struct node_config {
      * rpc-address has port 0 and no advertise-address is set: main fills it in with the
      * port actually bound. */
     char advertise[NODE_ADDR_MAX];
+    bool have_uuid;                   /* node-uuid was set: `uuid` holds it */
+    struct cmn_id uuid;
     uint8_t *secret;                  /* the cluster secret bytes (malloc'd) */
     size_t secret_len;
 };

@@ -341,6 +341,7 @@ static int start(struct app *app)
         .io_kind = cfg->io_kind,
         .queue_depth = (unsigned)cfg->queue_depth,
         .metrics = app->metrics,
+        .node_uuid = cfg->have_uuid ? &cfg->uuid : NULL,
     };
     if ((rc = node_store_open(&app->loop, &so, &app->store, &err))) {
         app->store = NULL;

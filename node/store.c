@@ -727,6 +727,10 @@ int node_store_open(uv_loop_t *loop, const struct node_store_options *opts,
         free_all(st);
         return cmn_err_set(err, -ENOMEM, "out of memory");
     }
+    if (opts->node_uuid) {
+        st->uuid = *opts->node_uuid;
+        st->uuid_configured = true;
+    }
     rc = store_dirs_open(st, opts->dirs, opts->n_dirs, err);
     if (!rc && !(st->zero_buf = node_io_alloc(STORE_ZERO_CHUNK, st->max_bs)))
         rc = cmn_err_set(err, -ENOMEM, "out of memory");

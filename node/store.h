@@ -32,6 +32,10 @@ struct node_store_options {
     unsigned queue_depth;       /* per directory, 0 = 32 */
     uint64_t sync_delay_us;     /* group commit: wait this long for more writes, 0 = none */
     struct cmn_metrics *metrics;/* optional */
+    /* The node's identity, when the operator configured it: new directories are formatted
+     * with it and every existing one must carry it. Without it the identity lives only on the
+     * disks, so a node with a single disk cannot tell a disk moved from another node. */
+    const struct cmn_id *node_uuid;
 };
 
 /* Opens (formatting empty directories) and scans every directory. Refuses (LODE_EWRONGDISK)

@@ -294,6 +294,7 @@ struct node_store {
     unsigned queue_depth;
     uint64_t sync_delay_us;
     struct cmn_id uuid;
+    bool uuid_configured;        /* uuid came from the configuration (node-uuid) */
 
     struct store_disk *disks;
     size_t n_disks;

@@ -304,8 +304,8 @@ int store_dirs_open(struct node_store *st, const char *const *dirs, size_t n, st
     }
     /* The node's uuid: the first formatted directory's (in the configured order), else a new
      * one. Every other formatted directory must carry the same. */
-    bool have = false;
-    const char *ref = NULL;
+    bool have = st->uuid_configured;
+    const char *ref = have ? "the configured node-uuid" : NULL;
     for (size_t i = 0; i < n && !have; i++) {
         if (st->disks[i].formatted) {
             memcpy(st->uuid.b, st->disks[i].sb.node_uuid, 16);

@@ -214,12 +214,22 @@ static void test_refused(void)
     REFUSED("set cluster-secret-file (or cluster-secret)", "no secret", "cluster-secret",
             NULL);
     REFUSED("at least 16", "a 15-byte secret", "cluster-secret", "short-secret-15");
+    REFUSED("node-uuid 'xyz'", "a node-uuid that is not hex", "node-uuid", "xyz");
+    REFUSED("32 hex digits", "a 31-digit node-uuid", "node-uuid",
+            "0123456789abcdef0123456789abcde");
+    REFUSED("all zeros", "an all-zero node-uuid", "node-uuid",
+            "00000000000000000000000000000000");
 
     struct node_config cfg;
     struct cmn_err err;
     is_int(build(&cfg, &err, "cluster-secret", "short-secret-15", NULL), LODE_ECONFIG,
            "short secret refused");
     ok(!contains(err.msg, "short-secret-15"), "the message does not show the secret");
+    node_config_free(&cfg);
+    is_int(build(&cfg, &err, "node-uuid", "0123456789ABCDEF0123456789abcdef", NULL), 0,
+           "a node-uuid of 32 hex digits is accepted");
+    ok(cfg.have_uuid && cfg.uuid.b[0] == 0x01 && cfg.uuid.b[15] == 0xef,
+       "... and parsed into the node's identity");
     node_config_free(&cfg);
     is_int(build(&cfg, &err, "cluster", NULL, NULL), LODE_ECONFIG, "cluster is required");
     ok(contains(err.msg, "cluster"), "message names the key (%s)", err.msg);

@@ -181,6 +181,33 @@ static void test_refusals(void)
     ok(strstr(err.msg, b) && strstr(err.msg, "another node"), "names the directory: %s",
        err.msg);
 
+    /* A single-disk node knows who it is only through node-uuid: with it, node B's disk
+     * moved into node A is refused, a new disk is formatted with A's identity. */
+    o = fx_opts(da, 1);
+    is_int(node_store_open(&F.loop, &o, &st, &err), 0, "node A reopens its disk");
+    struct cmn_id ua = node_store_uuid(st);
+    fx_close(&F, st);
+    o = fx_opts(db, 1);
+    o.node_uuid = &ua;
+    is_int(node_store_open(&F.loop, &o, &st, &err), LODE_EWRONGDISK,
+           "with node-uuid, a single disk of another node is refused");
+    ok(strstr(err.msg, b) && strstr(err.msg, "node-uuid"), "names the directory and why: %s",
+       err.msg);
+    o = fx_opts(da, 1);
+    o.node_uuid = &ua;
+    is_int(node_store_open(&F.loop, &o, &st, &err), 0, "its own disk is accepted");
+    fx_close(&F, st);
+    const char *fresh = fx_path(&F, "node-a-new-disk");
+    const char *df[] = {fresh};
+    o = fx_opts(df, 1);
+    o.node_uuid = &ua;
+    is_int(node_store_open(&F.loop, &o, &st, &err), 0, "a new disk is formatted");
+    if (st) {
+        struct cmn_id un = node_store_uuid(st);
+        is_int(cmn_id_cmp(&un, &ua), 0, "... with the configured identity");
+        fx_close(&F, st);
+    }
+
     const char *junk = fx_path(&F, "junk");
     mkdir(junk, 0755);
     char p[PATH_MAX];
