@@ -969,3 +969,43 @@ int cmn_conf_load_secret(const char *inline_secret, const char *file, size_t min
     *len = n;
     return 0;
 }
+
+int cmn_conf_cli_finish(const struct cmn_conf_opt *table, void *cfg, const char *prog, int argc,
+                        char **argv, int (*finish)(void *cfg, struct cmn_err *err),
+                        void (*release)(void *cfg), int *exit_code)
+{
+    /* --check is taken out here so that it also covers the daemon's own checks. */
+    bool check = false;
+    char **args = calloc((size_t)argc + 1, sizeof(*args));
+    int nargs = 0;
+    if (!args) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        *exit_code = 1;
+        return 1;
+    }
+    for (int i = 0; i < argc; i++) {
+        if (i > 0 && strcmp(argv[i], "--check") == 0)
+            check = true;
+        else
+            args[nargs++] = argv[i];
+    }
+    int done = cmn_conf_cli(table, cfg, prog, nargs, args, exit_code);
+    free(args);
+    if (done)
+        return 1;
+    struct cmn_err err;
+    cmn_err_clear(&err);
+    if (finish && finish(cfg, &err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, cmn_err_text(&err));
+        release(cfg);
+        *exit_code = 1;
+        return 1;
+    }
+    if (check) {
+        printf("%s: configuration OK\n", prog);
+        release(cfg);
+        *exit_code = 0;
+        return 1;
+    }
+    return 0;
+}

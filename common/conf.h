@@ -77,6 +77,15 @@ void cmn_conf_dump(const struct cmn_conf_opt *table, const void *cfg, FILE *out)
 int cmn_conf_cli(const struct cmn_conf_opt *table, void *cfg, const char *prog, int argc,
                  char **argv, int *exit_code);
 
+/* cmn_conf_cli for a daemon with checks of its own: `finish` (may be NULL) runs once the file
+ * and overrides are in, also for --check, so that --check reports everything the daemon would
+ * refuse at start. On a refusal it prints "PROG: message", calls release(cfg) and asks for exit
+ * 1; --check that passes prints "PROG: configuration OK", calls release(cfg) and asks for
+ * exit 0. Returns 1 (exit with *exit_code) or 0 (go on; cfg is complete). */
+int cmn_conf_cli_finish(const struct cmn_conf_opt *table, void *cfg, const char *prog, int argc,
+                        char **argv, int (*finish)(void *cfg, struct cmn_err *err),
+                        void (*release)(void *cfg), int *exit_code);
+
 /* Splits "host:port" into host (copied into host_out) and port. Returns 0 or -EINVAL. */
 int cmn_addr_split(const char *addr, char *host_out, size_t host_size, uint16_t *port);
 

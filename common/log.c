@@ -191,3 +191,14 @@ bool cmn_log_ratelimit_ok(struct cmn_log_ratelimit *rl, uint32_t *suppressed)
         *suppressed = 0;
     return false;
 }
+
+int cmn_log_setup(const char *prog, enum cmn_log_level level, const char *file)
+{
+    cmn_log_init(prog, level);
+    if (!file)
+        return 0;
+    int rc = cmn_log_set_file(file);
+    if (rc)
+        fprintf(stderr, "%s: log-file %s: %s\n", prog, file, strerror(-rc));
+    return rc;
+}

@@ -28,6 +28,11 @@ void cmn_log_init(const char *prog, enum cmn_log_level level);
  * Returns 0 or -errno. */
 int cmn_log_set_file(const char *path);
 
+/* A daemon's logging from its configuration: cmn_log_init, then the log file if one is set.
+ * Prints "PROG: log-file PATH: reason" on stderr and returns -errno when the file cannot be
+ * opened; 0 otherwise. */
+int cmn_log_setup(const char *prog, enum cmn_log_level level, const char *file);
+
 void cmn_log_set_level(enum cmn_log_level level);
 enum cmn_log_level cmn_log_get_level(void);
 bool cmn_log_enabled(enum cmn_log_level level);

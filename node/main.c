@@ -443,52 +443,30 @@ static int start(struct app *app)
     return 0;
 }
 
+/* The daemon's own configuration checks, for cmn_conf_cli_finish. */
+static int config_finish(void *cfg, struct cmn_err *err)
+{
+    return node_config_finish(cfg, err);
+}
+
+static void config_release(void *cfg)
+{
+    node_config_free(cfg);
+}
+
 int main(int argc, char **argv)
 {
     struct app app;
     memset(&app, 0, sizeof(app));
     signal(SIGPIPE, SIG_IGN);
 
-    /* --check is handled here, so that it also runs the checks the key table cannot
-     * express (lists, addresses, sizes, secret). */
-    bool check = false;
-    char **args = calloc((size_t)argc + 1, sizeof(*args));
-    int nargs = 0;
-    if (!args)
-        return 1;
-    for (int i = 0; i < argc; i++) {
-        if (i > 0 && strcmp(argv[i], "--check") == 0)
-            check = true;
-        else
-            args[nargs++] = argv[i];
-    }
     int exit_code = 0;
-    int done = cmn_conf_cli(node_conf_table, &app.cfg, PROG, nargs, args, &exit_code);
-    free(args);
-    if (done)
+    if (cmn_conf_cli_finish(node_conf_table, &app.cfg, PROG, argc, argv, config_finish,
+                            config_release, &exit_code))
         return exit_code;
-
-    struct cmn_err err;
-    cmn_err_clear(&err);
-    if (node_config_finish(&app.cfg, &err) != 0) {
-        fprintf(stderr, PROG ": %s\n", cmn_err_text(&err));
+    if (cmn_log_setup(PROG, (enum cmn_log_level)app.cfg.log_level, app.cfg.log_file) != 0) {
         node_config_free(&app.cfg);
         return 1;
-    }
-    if (check) {
-        printf(PROG ": configuration OK\n");
-        node_config_free(&app.cfg);
-        return 0;
-    }
-
-    cmn_log_init(PROG, (enum cmn_log_level)app.cfg.log_level);
-    if (app.cfg.log_file) {
-        int rc = cmn_log_set_file(app.cfg.log_file);
-        if (rc) {
-            fprintf(stderr, PROG ": log-file %s: %s\n", app.cfg.log_file, strerror(-rc));
-            node_config_free(&app.cfg);
-            return 1;
-        }
     }
 
     if (start(&app) != 0) {
