@@ -264,6 +264,12 @@ static unsigned damage(enum damage d, unsigned want)
          * verifies every record at start, and D_DATA_OPEN covers that case. */
         if (d == D_SUMS && (c->n_sums < 2 || !c->sealed))
             continue;
+        /* Headers are damaged in sealed volumes only: in the open volume a damaged header
+         * takes its synced_upto out of the durable watermark, which would move records this
+         * test counted as below it (D_DATA_OPEN) to at-or-above it. The open-volume case is
+         * covered by tests/unit/node/test_store_recovery. */
+        if (d == D_HEADER && !c->sealed)
+            continue;
         if (d == D_DATA || d == D_DATA_OPEN) {
             c->flip_at = rnd() % c->len;
             off = c->rec_off + node_record_data_offset(c->n_sums) + c->flip_at;
