@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -1008,4 +1009,15 @@ int cmn_conf_cli_finish(const struct cmn_conf_opt *table, void *cfg, const char 
         return 1;
     }
     return 0;
+}
+
+void cmn_conf_warn_secret(const char *ctx, const char *inline_secret, const char *file)
+{
+    struct stat st;
+    if (file && stat(file, &st) == 0 && (st.st_mode & 077))
+        LOG_WARN(ctx, "cluster-secret-file %s is readable by group or others (mode %03o); "
+                 "chmod 600 it", file, (unsigned)(st.st_mode & 0777));
+    if (inline_secret)
+        LOG_WARN(ctx, "cluster-secret is set inline in the configuration; prefer "
+                 "cluster-secret-file so the secret stays out of config files and backups");
 }

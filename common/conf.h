@@ -99,4 +99,8 @@ int cmn_addr_split(const char *addr, char *host_out, size_t host_size, uint16_t 
 int cmn_conf_load_secret(const char *inline_secret, const char *file, size_t min_len,
                          uint8_t **out, size_t *len, struct cmn_err *err);
 
+/* Start-up warnings (logged under `ctx`) about how a daemon's secret is kept: a secret file
+ * readable by group or others, or a secret written inline in the configuration. */
+void cmn_conf_warn_secret(const char *ctx, const char *inline_secret, const char *file);
+
 #endif

@@ -183,14 +183,7 @@ static void check_system(const struct app *app)
         LOG_WARN(LOG_CTX, "fs.aio-max-nr is %llu with %llu in use: raft's disk I/O (Linux AIO) "
                  "may fail to start; raise it, e.g. sysctl -w fs.aio-max-nr=1048576", max, used);
 
-    struct stat st;
-    const char *sf = app->cfg.cluster_secret_file;
-    if (sf && stat(sf, &st) == 0 && (st.st_mode & 077))
-        LOG_WARN(LOG_CTX, "cluster-secret-file %s is readable by group or others (mode %03o); "
-                 "chmod 600 it", sf, (unsigned)(st.st_mode & 0777));
-    if (app->cfg.cluster_secret)
-        LOG_WARN(LOG_CTX, "cluster-secret is set inline in the configuration; prefer "
-                 "cluster-secret-file so the secret stays out of config files and backups");
+    cmn_conf_warn_secret(LOG_CTX, app->cfg.cluster_secret, app->cfg.cluster_secret_file);
 }
 
 /* ---------------------------------------------------------------------------------------

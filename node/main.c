@@ -188,14 +188,7 @@ static int check_dirs(const struct node_config *cfg)
 
 static void check_secret(const struct node_config *cfg)
 {
-    struct stat st;
-    const char *sf = cfg->cluster_secret_file;
-    if (sf && stat(sf, &st) == 0 && (st.st_mode & 077))
-        LOG_WARN(LOG_CTX, "cluster-secret-file %s is readable by group or others (mode %03o); "
-                 "chmod 600 it", sf, (unsigned)(st.st_mode & 0777));
-    if (cfg->cluster_secret)
-        LOG_WARN(LOG_CTX, "cluster-secret is set inline in the configuration; prefer "
-                 "cluster-secret-file so the secret stays out of config files and backups");
+    cmn_conf_warn_secret(LOG_CTX, cfg->cluster_secret, cfg->cluster_secret_file);
 }
 
 /* ---------------------------------------------------------------------------------------
