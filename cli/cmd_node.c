@@ -247,6 +247,9 @@ static void print_health(const Lode__NodeHealthResponse *h, const Lode__NodeInfo
            pct(h->used_bytes, h->capacity_bytes, p, sizeof(p)));
     printf("  chunks:          %" PRIu64 "\n", h->chunks);
     printf("  corrupt chunks:  %" PRIu64 "\n", h->corrupt_chunks);
+    if (h->damaged_records)
+        printf("  damaged records: %" PRIu64 " (unidentifiable: both header copies destroyed)\n",
+               h->damaged_records);
     fmt_bytes(h->scrubbed_bytes, a, sizeof(a));
     printf("  scrubbed:        %s\n", a);
     printf("\n");
@@ -316,6 +319,8 @@ static void json_health(const Lode__NodeHealthResponse *h, const Lode__NodeInfo 
     cli_json_uint(&j, h->chunks);
     cli_json_key(&j, "corrupt_chunks");
     cli_json_uint(&j, h->corrupt_chunks);
+    cli_json_key(&j, "damaged_records");
+    cli_json_uint(&j, h->damaged_records);
     cli_json_key(&j, "scrubbed_bytes");
     cli_json_uint(&j, h->scrubbed_bytes);
     cli_json_key(&j, "disks");

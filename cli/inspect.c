@@ -245,7 +245,7 @@ static void verify_chunk(struct inspect_report *r, struct inspect_volume *v, int
         *cap = (size_t)n;
         *buf = xmalloc(*cap);
     }
-    ssize_t got = pread_full(fd, *buf, (size_t)n, rec->offset + sizeof(struct node_record_header));
+    ssize_t got = pread_full(fd, *buf, (size_t)n, rec->offset + NODE_REC_SUMS_OFFSET);
     if (got < 0 || (uint64_t)got < n) {
         problem(r, true, v->id, (int64_t)rec->offset, "chunk %s: reading its data: %s", hex,
                 got < 0 ? strerror((int)-got) : "the file ends first");
@@ -331,8 +331,8 @@ static void scan_records(struct inspect_report *r, struct inspect_volume *v, int
     size_t first_rec = r->n_records;
     uint64_t off = bs;
 
-    while (off + sizeof(struct node_record_header) <= limit) {
-        const uint8_t *p = window_at(&w, off, sizeof(struct node_record_header));
+    while (off + NODE_REC_HEAD <= limit) {
+        const uint8_t *p = window_at(&w, off, NODE_REC_HEAD);
         if (!p) {
             problem(r, true, v->id, (int64_t)off, "reading the volume: %s",
                     w.err ? strerror(-w.err) : "the file ends early");
@@ -340,7 +340,8 @@ static void scan_records(struct inspect_report *r, struct inspect_volume *v, int
         }
         struct node_record_header h;
         memset(&h, 0, sizeof(h)); /* decode fills it only for headers it recognises */
-        enum node_rh_status c = node_rh_decode(p, salt, &h);
+        bool degraded = false;
+        enum node_rh_status c = node_rh_decode_head(p, salt, &h, &degraded);
         uint64_t size = bs;
         bool reported = false;
         char hex[CMN_ID_HEX_SIZE];
@@ -394,6 +395,13 @@ static void scan_records(struct inspect_report *r, struct inspect_volume *v, int
         rec->seq = h.seq;
         rec->created_ms = (int64_t)h.created_ms;
         rec->n_sums = node_record_n_sums(h.length);
+        if (degraded) {
+            /* Identified by its surviving copy. The node treats such a chunk as corrupt
+             * (reads fail, it is reported for repair): so does the report. */
+            problem(r, true, v->id, (int64_t)off, "%s %s: one of the two record header copies "
+                    "is damaged", h.type == NODE_REC_CHUNK ? "chunk" : "record", hex);
+            rec->corrupt = h.type == NODE_REC_CHUNK;
+        }
         v->records++;
         if (h.type == NODE_REC_CHUNK)
             v->chunks++;

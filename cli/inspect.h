@@ -33,7 +33,7 @@ struct inspect_record {
     int64_t created_ms;
     uint32_t n_sums;
     enum inspect_state state;
-    bool corrupt;               /* --verify found its data or block sums wrong */
+    bool corrupt;               /* a damaged header copy, or --verify found data or sums wrong */
 };
 
 struct inspect_volume {

@@ -13,7 +13,7 @@
 
 #include <stdint.h>
 
-#define NODE_DISK_FORMAT 1
+#define NODE_DISK_FORMAT 2
 
 /* ---- superblock: DIR/superblock, NODE_SB_SIZE bytes, written once at format time
  * (write to a temp name, fsync, rename, fsync the directory) ---- */
@@ -61,10 +61,16 @@ enum node_record_type {
 };
 
 #define NODE_REC_MAGIC 0x4B43484Cu  /* "LHCK" read little-endian */
+#define NODE_REC_MIRROR_MAGIC 0x4D43484Cu /* "LHCM": the second copy of a header */
 #define NODE_SUM_BLOCK (64u * 1024) /* data is checksummed per 64 KiB block, for range reads */
 
-/* Every record begins with this header at a block-aligned offset. A CHUNK record continues
- * with node_record_n_sums(length) u64 XXH3-64 checksums (one per NODE_SUM_BLOCK of data, the
+/* Every record begins with this header at a block-aligned offset, immediately followed by a
+ * second copy of it (the mirror: same fields, magic NODE_REC_MIRROR_MAGIC, its own
+ * header_check): NODE_REC_HEAD bytes in all. A header alone is a single point of failure:
+ * with its id destroyed, a damaged chunk could not be named in a corruption report; with
+ * two copies, one surviving copy still identifies the record (and its length keeps the scan
+ * on the record chain). A CHUNK record continues with node_record_n_sums(length) u64 XXH3-64
+ * checksums (one per NODE_SUM_BLOCK of data, the
  * last one short), then `length` data bytes, then zero padding to the next block boundary.
  *
  * `synced_upto` is the durable watermark of the volume when the record was issued: every
@@ -87,10 +93,16 @@ struct node_record_header {
 } __attribute__((packed));
 _Static_assert(sizeof(struct node_record_header) == 64, "record header size");
 
+/* The two header copies at the start of every record. */
+#define NODE_REC_HEAD (2 * sizeof(struct node_record_header))
+
+/* Bytes from the record start to the first block checksum. */
+#define NODE_REC_SUMS_OFFSET NODE_REC_HEAD
+
 /* Bytes from the record start to the first data byte. */
 static inline uint64_t node_record_data_offset(uint32_t n_sums)
 {
-    return sizeof(struct node_record_header) + 8ull * n_sums;
+    return NODE_REC_HEAD + 8ull * n_sums;
 }
 
 static inline uint32_t node_record_n_sums(uint64_t length)

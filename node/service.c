@@ -483,6 +483,7 @@ static void do_health(struct req *r)
     h.used_bytes = stats.used_bytes;
     h.chunks = stats.chunks;
     h.corrupt_chunks = stats.corrupt_found;
+    h.damaged_records = stats.damaged_records;
     if (svc->scrub) {
         struct node_scrub_stats ss;
         node_scrub_stats(svc->scrub, &ss);

@@ -120,6 +120,9 @@ static void metrics_register(struct node_store *st, struct cmn_metrics *m)
                                         "Chunks found corrupt (reads, scans, compaction)");
     st->m.compacted = cmn_metrics_counter(m, "lode_node_store_compacted_bytes_total", NULL,
                                           "Volume bytes reclaimed by compaction");
+    st->m.damaged = cmn_metrics_gauge(m, "lode_node_store_damaged_records", NULL,
+                                      "Records found at start with both header copies "
+                                      "destroyed (no chunk id to report)");
     for (size_t i = 0; i < st->n_disks; i++) {
         char path[512];
         label_escape(st->disks[i].path, path, sizeof(path));
@@ -134,8 +137,14 @@ static void metrics_register(struct node_store *st, struct cmn_metrics *m)
             all = all && st->m.errors[op][i];
     }
     st->metrics_on = all && st->m.bytes[0] && st->m.bytes[1] && st->m.capacity && st->m.used &&
-                     st->m.chunks && st->m.volumes && st->m.corrupt && st->m.compacted;
-    if (!st->metrics_on)
+                     st->m.chunks && st->m.volumes && st->m.corrupt && st->m.compacted &&
+                     st->m.damaged;
+    if (st->metrics_on) {
+        /* What the start-up scan found before the metrics existed. */
+        cmn_gauge_set(st->m.damaged, (double)st->damaged_records);
+        cmn_counter_add(st->m.corrupt, st->corrupt_found);
+    }
+    else
         LOG_WARN("store", "metrics registration failed (out of memory): store metrics off");
 }
 
@@ -309,7 +318,7 @@ int node_store_put(struct node_store *st, const struct cmn_id *id, struct node_p
         rc = LODE_ETOOLARGE;
     else if (store_lookup(st, id))
         rc = -EEXIST;
-    else if (node_data_sums(b->data, b->len, (uint8_t *)b->record + sizeof(struct node_record_header)) != hash)
+    else if (node_data_sums(b->data, b->len, (uint8_t *)b->record + NODE_REC_SUMS_OFFSET) != hash)
         rc = LODE_ECORRUPT; /* the bytes are not what the writer sent: store nothing */
     else if (!(d = choose_disk(st, b->len, NULL)))
         rc = LODE_ENOSPACE;

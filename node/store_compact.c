@@ -131,8 +131,9 @@ static void copy_read(struct node_io_req *req)
         return;
     }
     struct node_record_header rh;
-    enum node_rh_status hs = node_rh_decode(op->buf, v->salt, &rh);
-    bool hdr_ok = hs == NODE_RH_OK && rh.type == NODE_REC_CHUNK &&
+    bool degraded;
+    enum node_rh_status hs = node_rh_decode_head(op->buf, v->salt, &rh, &degraded);
+    bool hdr_ok = hs == NODE_RH_OK && !degraded && rh.type == NODE_REC_CHUNK &&
                   !memcmp(rh.chunk_id, op->rh.chunk_id, 16) && rh.length == e->length &&
                   rh.hash == e->hash;
     const uint8_t *data = op->buf + node_record_data_offset(node_record_n_sums(e->length));
@@ -142,7 +143,7 @@ static void copy_read(struct node_io_req *req)
     if (!hdr_ok)
         LOG_WARN("store", "%s: volume %u: chunk %s: record header damaged (%s); copied with "
                  "the header rebuilt from the index", cp->d->path, v->id, hex,
-                 node_rh_status_name(hs));
+                 degraded ? "one copy damaged" : node_rh_status_name(hs));
     if (!data_ok && !(e->flags & ENT_CORRUPT)) {
         /* Copied as it is: reads keep failing with LODE_ECORRUPT until it is repaired. */
         e->flags |= ENT_CORRUPT;

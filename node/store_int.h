@@ -278,7 +278,7 @@ struct store_metrics {
     struct cmn_counter *bytes[STORE_N_OPS];
     struct cmn_histogram *latency[STORE_N_OPS];
     struct cmn_counter *errors[STORE_N_OPS][STORE_N_ERR];
-    struct cmn_gauge *capacity, *used, *chunks, *volumes;
+    struct cmn_gauge *capacity, *used, *chunks, *volumes, *damaged;
     struct cmn_counter *corrupt, *compacted;
 };
 

@@ -105,24 +105,29 @@ static uint32_t rh_check(const void *img, uint64_t salt)
                                           salt);
 }
 
+static const uint32_t rh_magic[2] = {NODE_REC_MAGIC, NODE_REC_MIRROR_MAGIC};
+
 void node_rh_encode(const struct node_record_header *rh, uint64_t salt, void *out)
 {
-    struct node_record_header img;
-    memset(&img, 0, sizeof(img));
-    img.magic = htole32(NODE_REC_MAGIC);
-    img.format = htole16(NODE_DISK_FORMAT);
-    img.type = htole16(rh->type);
-    memcpy(img.chunk_id, rh->chunk_id, sizeof(img.chunk_id));
-    img.length = htole64(rh->length);
-    img.hash = htole64(rh->hash);
-    img.seq = htole64(rh->seq);
-    img.created_ms = htole64(rh->created_ms);
-    img.synced_upto = htole32(rh->synced_upto);
-    img.header_check = htole32(rh_check(&img, salt));
-    memcpy(out, &img, sizeof(img));
+    for (unsigned copy = 0; copy < 2; copy++) {
+        struct node_record_header img;
+        memset(&img, 0, sizeof(img));
+        img.magic = htole32(rh_magic[copy]);
+        img.format = htole16(NODE_DISK_FORMAT);
+        img.type = htole16(rh->type);
+        memcpy(img.chunk_id, rh->chunk_id, sizeof(img.chunk_id));
+        img.length = htole64(rh->length);
+        img.hash = htole64(rh->hash);
+        img.seq = htole64(rh->seq);
+        img.created_ms = htole64(rh->created_ms);
+        img.synced_upto = htole32(rh->synced_upto);
+        img.header_check = htole32(rh_check(&img, salt));
+        memcpy((uint8_t *)out + copy * sizeof(img), &img, sizeof(img));
+    }
 }
 
-enum node_rh_status node_rh_decode(const void *buf, uint64_t salt, struct node_record_header *out)
+enum node_rh_status node_rh_decode_copy(const void *buf, uint64_t salt, unsigned copy,
+                                        struct node_record_header *out)
 {
     struct node_record_header img;
     static const uint8_t zero[sizeof(img)];
@@ -130,7 +135,7 @@ enum node_rh_status node_rh_decode(const void *buf, uint64_t salt, struct node_r
     if (memcmp(&img, zero, sizeof(img)) == 0)
         return NODE_RH_ZERO;
     uint16_t type = le16toh(img.type);
-    bool looks = le32toh(img.magic) == NODE_REC_MAGIC &&
+    bool looks = le32toh(img.magic) == rh_magic[copy ? 1 : 0] &&
                  le16toh(img.format) == NODE_DISK_FORMAT && type >= NODE_REC_CHUNK &&
                  type <= NODE_REC_SEAL;
     bool check_ok = le32toh(img.header_check) == rh_check(&img, salt);
@@ -157,6 +162,44 @@ enum node_rh_status node_rh_decode(const void *buf, uint64_t salt, struct node_r
         return NODE_RH_INVALID;
     }
     return NODE_RH_OK;
+}
+
+enum node_rh_status node_rh_decode(const void *buf, uint64_t salt, struct node_record_header *out)
+{
+    return node_rh_decode_copy(buf, salt, 0, out);
+}
+
+/* The copies agree on everything but their magic and check. */
+static bool same_record(const struct node_record_header *a, const struct node_record_header *b)
+{
+    return a->type == b->type && !memcmp(a->chunk_id, b->chunk_id, sizeof(a->chunk_id)) &&
+           a->length == b->length && a->hash == b->hash && a->seq == b->seq &&
+           a->created_ms == b->created_ms && a->synced_upto == b->synced_upto;
+}
+
+enum node_rh_status node_rh_decode_head(const void *buf, uint64_t salt,
+                                        struct node_record_header *out, bool *degraded)
+{
+    struct node_record_header h, m;
+    memset(&h, 0, sizeof(h));
+    memset(&m, 0, sizeof(m));
+    enum node_rh_status hs = node_rh_decode_copy(buf, salt, 0, &h);
+    enum node_rh_status ms =
+        node_rh_decode_copy((const uint8_t *)buf + sizeof(h), salt, 1, &m);
+    *degraded = false;
+    if (hs == NODE_RH_OK) {
+        *out = h;
+        *degraded = ms != NODE_RH_OK || !same_record(&h, &m);
+        return NODE_RH_OK;
+    }
+    if (ms == NODE_RH_OK) {
+        *out = m;
+        *degraded = true;
+        return NODE_RH_OK;
+    }
+    if (hs != NODE_RH_ZERO && hs != NODE_RH_JUNK)
+        *out = h;
+    return hs;
 }
 
 const char *node_rh_status_name(enum node_rh_status s)

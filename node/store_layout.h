@@ -45,12 +45,24 @@ enum node_rh_status {
                          * written by a correct node */
 };
 
-/* Writes the 64-byte image of `rh` with magic, format and header_check (keyed by the
- * volume's salt) filled in. */
+/* Writes the NODE_REC_HEAD-byte image of `rh` at `out`: the header then its mirror, each with
+ * its magic, format and header_check (keyed by the volume's salt) filled in. */
 void node_rh_encode(const struct node_record_header *rh, uint64_t salt, void *out);
 
-/* Decodes the 64 bytes at `buf`. `out` is filled for OK, DAMAGED and INVALID (as read). */
+/* Decodes one 64-byte copy at `buf`: copy 0 is the header (magic NODE_REC_MAGIC), copy 1 the
+ * mirror (NODE_REC_MIRROR_MAGIC). `out` is filled for OK, DAMAGED and INVALID (as read). */
+enum node_rh_status node_rh_decode_copy(const void *buf, uint64_t salt, unsigned copy,
+                                        struct node_record_header *out);
+/* The header only (copy 0). */
 enum node_rh_status node_rh_decode(const void *buf, uint64_t salt, struct node_record_header *out);
+
+/* Both copies at a record start (NODE_REC_HEAD bytes at `buf`). Returns NODE_RH_OK when at
+ * least one copy is OK, with `out` taken from it (the header when both are); `*degraded`
+ * then says whether the other copy failed or differs: the record is identified but its
+ * metadata was damaged. Otherwise returns the header's status (with `out` as
+ * node_rh_decode fills it) and *degraded is false. */
+enum node_rh_status node_rh_decode_head(const void *buf, uint64_t salt,
+                                        struct node_record_header *out, bool *degraded);
 const char *node_rh_status_name(enum node_rh_status s);
 
 /* ---- data checksums ---- */

@@ -40,8 +40,11 @@ static int read_verify(struct store_read *r)
 {
     const uint8_t *buf = r->rd.buf_;
     struct node_record_header rh;
-    enum node_rh_status s = node_rh_decode(buf, r->vol->salt, &rh);
-    if (s != NODE_RH_OK || rh.type != NODE_REC_CHUNK || memcmp(rh.chunk_id, r->id.b, 16) ||
+    bool degraded;
+    /* Both header copies must be intact: a damaged copy is damage in the chunk's record,
+     * reported like damaged data (repair rewrites the chunk). */
+    enum node_rh_status s = node_rh_decode_head(buf, r->vol->salt, &rh, &degraded);
+    if (s != NODE_RH_OK || degraded || rh.type != NODE_REC_CHUNK || memcmp(rh.chunk_id, r->id.b, 16) ||
         rh.length != r->length || rh.hash != r->hash)
         return LODE_ECORRUPT;
     uint64_t doff = node_record_data_offset(r->n_sums);
@@ -49,7 +52,7 @@ static int read_verify(struct store_read *r)
         /* The block checksums too: the scrubber reads whole chunks, and a damaged block
          * checksum would otherwise only show on a later range read. */
         if (node_data_hash(buf + doff, r->length) != r->hash ||
-            !node_sums_check(buf + sizeof(rh), r->length, 0, r->n_sums - 1, buf + doff))
+            !node_sums_check(buf + NODE_REC_SUMS_OFFSET, r->length, 0, r->n_sums - 1, buf + doff))
             return LODE_ECORRUPT;
         r->rd.data = buf + doff;
         return 0;
@@ -57,7 +60,7 @@ static int read_verify(struct store_read *r)
     uint64_t bstart = (uint64_t)r->first * NODE_SUM_BLOCK;
     const uint8_t *blocks = r->b_off ? buf + r->len_a + (doff + bstart - r->b_off)
                                      : buf + doff + bstart;
-    if (!node_sums_check(buf + sizeof(rh), r->length, r->first, r->last, blocks))
+    if (!node_sums_check(buf + NODE_REC_SUMS_OFFSET, r->length, r->first, r->last, blocks))
         return LODE_ECORRUPT;
     r->rd.data = blocks + (r->offset - bstart);
     return 0;
@@ -85,7 +88,7 @@ static void read_done(struct node_io_req *req)
         if (e && e->vol == r->vol && e->off == r->rec_off)
             e->flags |= ENT_CORRUPT;
         char why[96];
-        snprintf(why, sizeof(why), "read: checksum mismatch in volume %u at %llu", r->vol->id,
+        snprintf(why, sizeof(why), "read: record fails verification in volume %u at %llu", r->vol->id,
                  (unsigned long long)r->rec_off);
         store_corrupt_add(st, &r->id, why);
     }

@@ -144,8 +144,9 @@ struct rec {
     uint64_t size;
     struct node_record_header rh;
     bool ok;         /* trusted (and, unsealed, verified or known corrupt) */
-    bool corrupt;    /* unsealed, below the durable watermark, failing verification */
-    bool damaged;    /* a header at a chain position that fails its check */
+    bool corrupt;    /* kept in the index but failing verification (reads: LODE_ECORRUPT) */
+    bool damaged;    /* a header at a chain position whose copies both fail their check */
+    bool head_bad;   /* identified by one header copy, the other damaged */
 };
 
 struct walk {
@@ -184,6 +185,19 @@ static uint64_t rec_size(const struct node_record_header *rh, uint32_t bs)
     return rh->type == NODE_REC_CHUNK ? node_record_size(rh->length, bs) : bs;
 }
 
+static void note_head_damage(const struct store_vol *v, const struct rec *r)
+{
+    char hex[CMN_ID_HEX_SIZE];
+    struct cmn_id id;
+    memcpy(id.b, r->rh.chunk_id, 16);
+    cmn_id_to_hex(&id, hex);
+    static const char *const what[] = {"?", "chunk", "tombstone", "seal"};
+    LOG_ERROR("store", "%s: volume %u: one copy of the %s record header at %llu is damaged "
+              "(chunk id %s, from the surviving copy)%s", v->disk->path, v->id,
+              what[r->rh.type <= NODE_REC_SEAL ? r->rh.type : 0], (unsigned long long)r->off,
+              hex, r->rh.type == NODE_REC_CHUNK ? ": the chunk is treated as corrupt" : "");
+}
+
 static int walk_volume(struct win *win, struct store_vol *v, struct walk *w)
 {
     uint32_t bs = v->disk->bs;
@@ -197,7 +211,7 @@ static int walk_volume(struct win *win, struct store_vol *v, struct walk *w)
         if (!p)
             return rc;
         struct rec r = {.off = off};
-        enum node_rh_status s = node_rh_decode(p, v->salt, &r.rh);
+        enum node_rh_status s = node_rh_decode_head(p, v->salt, &r.rh, &r.head_bad);
         if (s == NODE_RH_OK) {
             r.size = rec_size(&r.rh, bs);
             /* A record is issued at or above the watermark it carries. */
@@ -207,6 +221,11 @@ static int walk_volume(struct win *win, struct store_vol *v, struct walk *w)
         }
         if (s == NODE_RH_OK) {
             r.ok = true;
+            if (r.head_bad)
+                note_head_damage(v, &r);
+            /* A chunk with damaged metadata is kept as corrupt: reads fail and it is
+             * reported (unsealed volumes decide by the watermark in verify_records). */
+            r.corrupt = r.head_bad && r.rh.type == NODE_REC_CHUNK;
             if ((rc = walk_add(w, &r)) != 0)
                 return rc;
             if (r.rh.type == NODE_REC_SEAL) {
@@ -258,9 +277,9 @@ static int verify_records(struct win *win, struct store_vol *v, struct walk *w)
             return rc;
         uint32_t n_sums = node_record_n_sums(r->rh.length);
         const uint8_t *data = p + node_record_data_offset(n_sums);
-        bool good = node_data_hash(data, r->rh.length) == r->rh.hash &&
-                    node_sums_check(p + sizeof(struct node_record_header), r->rh.length, 0,
-                                    n_sums - 1, data);
+        bool good = !r->head_bad && node_data_hash(data, r->rh.length) == r->rh.hash &&
+                    node_sums_check(p + NODE_REC_SUMS_OFFSET, r->rh.length, 0, n_sums - 1,
+                                    data);
         if (!good) {
             char hex[CMN_ID_HEX_SIZE];
             struct cmn_id id;
@@ -269,7 +288,7 @@ static int verify_records(struct win *win, struct store_vol *v, struct walk *w)
             if (r->off < wmark) {
                 /* Reported once the index is complete (store_scan_finish): a later
                  * tombstone may still delete it. */
-                LOG_ERROR("store", "%s: volume %u: chunk %s at %llu fails its checksum below "
+                LOG_ERROR("store", "%s: volume %u: chunk %s at %llu fails verification below "
                           "the durable watermark %llu of the unsealed volume: corrupt",
                           v->disk->path, v->id, hex, (unsigned long long)r->off,
                           (unsigned long long)wmark);
@@ -277,10 +296,11 @@ static int verify_records(struct win *win, struct store_vol *v, struct walk *w)
                 continue;
             }
             LOG_WARN("store",
-                     "%s: volume %u: chunk %s at %llu fails its checksum in the unsealed "
+                     "%s: volume %u: chunk %s at %llu fails verification in the unsealed "
                      "volume: a write that never completed (not acknowledged), dropped",
                      v->disk->path, v->id, hex, (unsigned long long)r->off);
             r->ok = false;
+            r->corrupt = false;
             note_problem(w, r->off);
         }
     }
@@ -345,11 +365,12 @@ static void scan_add_tomb(struct node_store *st, struct store_vol *v, const stru
     t->created_ms = (int64_t)r->rh.created_ms;
 }
 
-/* A header at a chain position failing its salted check: nothing in it can be believed,
- * not its length (the walk resynchronises block by block) and not its chunk id (the damaged
- * bytes may be the id: reporting it would name a chunk that never existed and miss the real
- * one). It is logged by place and counted; meta's layouts against the node's chunk list
- * (repair) find the chunk that went missing. */
+/* A record at a chain position whose two header copies both fail their salted check:
+ * nothing in them can be believed, not the length (the walk resynchronises block by block)
+ * and not the chunk id (the damaged bytes may be the id: reporting it would name a chunk that
+ * never existed and miss the real one). It is logged by place and counted (NODE_HEALTH
+ * damaged_records); meta's layouts against the node's chunk list (repair) find the chunk
+ * that went missing. One surviving copy is enough to name the chunk: see walk_volume. */
 static void report_damage(struct node_store *st, struct store_vol *v, const struct rec *r,
                           bool sealed)
 {
@@ -715,8 +736,8 @@ void store_scan_finish(struct node_store *st)
         st->chunks++;
         if (e->flags & ENT_CORRUPT) {
             char why[128];
-            snprintf(why, sizeof(why), "start-up scan: checksum mismatch below the durable "
-                     "watermark of volume %u at %llu", e->vol->id, (unsigned long long)e->off);
+            snprintf(why, sizeof(why), "start-up scan: record fails verification in volume %u "
+                     "at %llu", e->vol->id, (unsigned long long)e->off);
             store_corrupt_add(st, &e->k.id, why);
         }
         uint64_t size = store_rec_size(d, e->length);

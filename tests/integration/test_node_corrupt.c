@@ -1,17 +1,20 @@
 /* Bit rot on a crashed node (kill -9, so the active volume stays unsealed): flipped bytes in
  * chunk data, in block checksums and in record headers must never be served. After a
  * restart with a fast scrubber:
- *   - the scrubber reports, by itself and before anything reads them, every chunk whose data
- *     or block checksums were damaged (CORRUPT_LIST on lode-meta, NODE_HEALTH), and nothing
- *     else;
+ *   - the node reports, by itself (start-up scan and scrubber) and before anything reads
+ *     them, every chunk whose data, block checksums or one of its two record header copies
+ *     were damaged (CORRUPT_LIST on lode-meta, NODE_HEALTH), and nothing else;
  *   - every read of a chunk with damaged data fails with LODE_ECORRUPT;
  *   - a chunk with a damaged block checksum (in a sealed volume) never returns wrong bytes,
  *     and a range read of that block fails with LODE_ECORRUPT (the whole-chunk XXH3 still
  *     proves the data, so a whole read may return it);
- *   - a chunk whose header was destroyed is not found (nothing of a header failing its check
- *     is trusted, the id included): reads say LODE_ENOCHUNK, never data, and the node never
- *     reports it (a guess read from a header that failed its check may name a chunk that
- *     never existed; finding the real one is repair's job);
+ *   - every read of a chunk with one damaged record header copy (header or mirror) fails with
+ *     LODE_ECORRUPT: the surviving copy names it;
+ *   - a chunk whose two header copies were both destroyed is not found (nothing of a copy
+ *     failing its check is trusted, the id included): reads say LODE_ENOCHUNK, never data,
+ *     the node never reports it by id (a guess read from a damaged copy may name a chunk that
+ *     never existed; finding the real one is repair's job) but counts it in NODE_HEALTH
+ *     damaged_records;
  *   - data damaged in the volume that was still open at the crash, in a record below the
  *     volume's durable watermark (the largest synced_upto of its headers: that record was
  *     fdatasynced, so acknowledged): every read fails with LODE_ECORRUPT and the chunk is
@@ -43,7 +46,7 @@
 #define N_CHUNKS 48
 #define SCRUB_WAIT_MS 15000
 
-enum damage { D_NONE, D_DATA, D_DATA_OPEN, D_SUMS, D_HEADER };
+enum damage { D_NONE, D_DATA, D_DATA_OPEN, D_SUMS, D_HEADER, D_HEADER_OPEN, D_HEADERS_BOTH };
 
 struct chunk {
     uint8_t id[16];
@@ -84,7 +87,9 @@ static const char *dmg_name(enum damage d)
     case D_DATA: return "data";
     case D_DATA_OPEN: return "data in the open volume";
     case D_SUMS: return "block checksum";
-    case D_HEADER: return "record header";
+    case D_HEADER: return "one record header copy";
+    case D_HEADER_OPEN: return "one record header copy in the open volume";
+    case D_HEADERS_BOTH: return "both record header copies";
     default: return "none";
     }
 }
@@ -264,20 +269,29 @@ static unsigned damage(enum damage d, unsigned want)
          * verifies every record at start, and D_DATA_OPEN covers that case. */
         if (d == D_SUMS && (c->n_sums < 2 || !c->sealed))
             continue;
-        /* Headers are damaged in sealed volumes only: in the open volume a damaged header
-         * takes its synced_upto out of the durable watermark, which would move records this
-         * test counted as below it (D_DATA_OPEN) to at-or-above it. The open-volume case is
-         * covered by tests/unit/node/test_store_recovery. */
+        /* One header copy: the other keeps the record's synced_upto in the durable
+         * watermark, so the open volume's records stay below it. Both copies are damaged in
+         * sealed volumes only: in the open volume that takes a synced_upto out of the
+         * watermark, which could move records this test counted as below it to at-or-above
+         * it (tests/unit/node/test_store_recovery covers that case). */
         if (d == D_HEADER && !c->sealed)
+            continue;
+        if (d == D_HEADER_OPEN && (c->sealed || !c->below_w))
+            continue;
+        if (d == D_HEADERS_BOTH && !c->sealed)
             continue;
         if (d == D_DATA || d == D_DATA_OPEN) {
             c->flip_at = rnd() % c->len;
             off = c->rec_off + node_record_data_offset(c->n_sums) + c->flip_at;
         } else if (d == D_SUMS) {
             c->flip_at = rnd() % c->n_sums;
-            off = c->rec_off + sizeof(struct node_record_header) + 8 * c->flip_at + rnd() % 8;
-        } else {
+            off = c->rec_off + NODE_REC_SUMS_OFFSET + 8 * c->flip_at + rnd() % 8;
+        } else if (d == D_HEADERS_BOTH) {
             off = c->rec_off + rnd() % sizeof(struct node_record_header);
+            if (flip_byte(c->vol, off + sizeof(struct node_record_header)) != 0)
+                tap_bail("flip a byte in %s: %s", c->vol, strerror(errno));
+        } else {
+            off = c->rec_off + rnd() % NODE_REC_HEAD; /* either copy */
         }
         if (flip_byte(c->vol, off) != 0)
             tap_bail("flip a byte in %s: %s", c->vol, strerror(errno));
@@ -291,7 +305,7 @@ static unsigned damage(enum damage d, unsigned want)
 
 static bool must_report(const struct chunk *c)
 {
-    return c->dmg == D_DATA || c->dmg == D_DATA_OPEN || c->dmg == D_SUMS;
+    return c->dmg != D_NONE && c->dmg != D_HEADERS_BOTH;
 }
 
 /* CORRUPT_LIST for nid: how many must-report chunks it names, and how many undamaged ones. */
@@ -312,13 +326,14 @@ static int corrupt_listed(struct cmn_meta_client *mc, uint32_t nid, unsigned *re
     for (size_t i = 0; i < cl->n_chunks; i++) {
         const Lode__CorruptChunk *cc = cl->chunks[i];
         struct chunk *c = by_id(cc->chunk_id.data, cc->chunk_id.len);
-        if (!c || c->dmg == D_NONE || c->dmg == D_HEADER || cc->nid != nid) {
+        if (!c || c->dmg == D_NONE || c->dmg == D_HEADERS_BOTH || cc->nid != nid) {
             (*wrong)++;
             if (print) {
                 char hex[33] = "?";
                 if (cc->chunk_id.len == 16)
                     cmn_hex_encode(cc->chunk_id.data, 16, hex);
-                diag("reported but not damaged (or its header was): nid %u chunk %s (%s)",
+                diag("reported but not damaged (or both its header copies were): nid %u chunk "
+                     "%s (%s)",
                      cc->nid, hex, cc->reason ? cc->reason : "");
             }
             continue;
@@ -363,8 +378,12 @@ static void check_reads(struct cmn_rpc_sync *conn, struct chunk *c, uint8_t *wan
         break;
     }
     case D_DATA:
-    case D_DATA_OPEN: {
-        bool open_vol = c->dmg == D_DATA_OPEN;
+    case D_DATA_OPEN:
+    case D_HEADER:
+    case D_HEADER_OPEN: {
+        bool open_vol = c->dmg == D_DATA_OPEN || c->dmg == D_HEADER_OPEN;
+        if (c->dmg == D_HEADER || c->dmg == D_HEADER_OPEN)
+            c->flip_at = rnd() % c->len; /* any range: the whole record is refused */
         /* every read: twice whole, then ranges around the flipped byte */
         uint64_t blk = c->flip_at / NODE_SUM_BLOCK * NODE_SUM_BLOCK;
         uint64_t blk_len = c->len - blk < NODE_SUM_BLOCK ? c->len - blk : NODE_SUM_BLOCK;
@@ -397,12 +416,12 @@ static void check_reads(struct cmn_rpc_sync *conn, struct chunk *c, uint8_t *wan
            hex, lode_errname(rc));
         break;
     }
-    case D_HEADER:
+    case D_HEADERS_BOTH:
         for (int k = 0; k < 2; k++) {
             rc = tl_chunk_get(conn, c->id, 16, k ? 1 : 0, 0, T_MS, &res, NULL);
             ok(rc == LODE_ENOCHUNK && res.payload.len == 0,
-               "destroyed record header, chunk %.8s: %s read -> LODE_ENOCHUNK, no data (%s)",
-               hex, k ? "range" : "whole", lode_errname(rc));
+               "both record header copies destroyed, chunk %.8s: %s read -> LODE_ENOCHUNK, "
+               "no data (%s)", hex, k ? "range" : "whole", lode_errname(rc));
         }
         break;
     }
@@ -493,13 +512,19 @@ int main(void)
     is_int(found, N_CHUNKS, "every chunk found exactly once in the volume files");
     ok(n_sealed > 0, "at least one sealed volume holds chunks");
     unsigned n_data = damage(D_DATA, 6);
-    unsigned n_open = damage(D_DATA_OPEN, 2);
+    /* The open volume may hold few records below its watermark: one of each kind first,
+     * a second data flip if there is room (tests/unit/node/test_store_recovery damages
+     * header copies in an unsealed volume deterministically). */
+    unsigned n_open = damage(D_DATA_OPEN, 1);
+    unsigned n_hdr_open = damage(D_HEADER_OPEN, 1);
+    n_open += damage(D_DATA_OPEN, 1);
     unsigned n_sums = damage(D_SUMS, 3);
     unsigned n_hdr = damage(D_HEADER, 3);
+    unsigned n_both = damage(D_HEADERS_BOTH, 2);
     diag("damaged: %u data (sealed volumes), %u data (open volume), %u block checksums, %u "
-         "headers",
-         n_data, n_open, n_sums, n_hdr);
-    ok(n_data >= 3 && n_open >= 1 && n_sums >= 2 && n_hdr == 3,
+         "header copies (sealed), %u (open volume), %u both header copies",
+         n_data, n_open, n_sums, n_hdr, n_hdr_open, n_both);
+    ok(n_data >= 3 && n_open >= 1 && n_sums >= 2 && n_hdr == 3 && n_both == 2,
        "enough chunks to damage of each kind");
     unsigned want_reported = 0;
     for (int i = 0; i < N_CHUNKS; i++)
@@ -537,11 +562,11 @@ int main(void)
     }
     corrupt_listed(mc, nid, &reported, &wrong, true);
     is_int(reported, want_reported,
-           "the scrubber reported every chunk with damaged data or checksums to meta (%" PRIu64
-           " ms)",
+           "every chunk with damaged data, checksums or one header copy reported to meta (%"
+           PRIu64 " ms)",
            took);
-    is_int(wrong, 0, "meta lists no undamaged chunk (nor one whose header was damaged) as "
-           "corrupt");
+    is_int(wrong, 0, "meta lists no undamaged chunk (nor one whose header copies were both "
+           "damaged) as corrupt");
 
     if (tl_node_connect(node, T_MS, &conn, &err) != 0)
         tap_bail("connect: %s", cmn_err_text(&err));
@@ -552,6 +577,8 @@ int main(void)
            h->corrupt_chunks, want_reported);
         ok(h->scrubbed_bytes > 0, "NODE_HEALTH scrubbed_bytes %" PRIu64 " > 0",
            h->scrubbed_bytes);
+        is_int(h->damaged_records, n_both,
+               "NODE_HEALTH damaged_records counts the records without a readable header");
         lode__node_health_response__free_unpacked(h, NULL);
     } else {
         ok(0, "NODE_HEALTH%s", tl_why(err.msg));

@@ -58,15 +58,15 @@ static void put_record(int fd, uint64_t off, uint16_t type, const struct cmn_id 
     rh.seq = seq;
     rh.created_ms = 1700000000000ull + seq;
     size_t sums_len = 8u * node_record_n_sums(len);
-    uint8_t *img = calloc(1, sizeof(rh) + sums_len + len);
+    uint8_t *img = calloc(1, NODE_REC_HEAD + sums_len + len);
     if (!img)
         tap_bail("calloc");
     if (len) {
-        rh.hash = node_data_sums(data, len, img + sizeof(rh));
-        memcpy(img + sizeof(rh) + sums_len, data, len);
+        rh.hash = node_data_sums(data, len, img + NODE_REC_SUMS_OFFSET);
+        memcpy(img + NODE_REC_SUMS_OFFSET + sums_len, data, len);
     }
     node_rh_encode(&rh, salt, img);
-    pwrite_all(fd, img, sizeof(rh) + sums_len + len, off);
+    pwrite_all(fd, img, NODE_REC_HEAD + sums_len + len, off);
     free(img);
 }
 
@@ -283,21 +283,42 @@ static void test_damage(struct fx *f)
     vol_path(f, 2, v2, sizeof(v2));
     snprintf(sb, sizeof(sb), "%s/superblock", f->dir);
 
-    /* A header byte in the sealed volume: damaged header, at B. */
+    /* A header byte in the sealed volume: the mirror still names the record, which is
+     * reported as a corrupt chunk (the node refuses to serve it). */
     build(f);
     flip(v1, f->b + 30);
     inspect_node_dir(f->dir, false, &r);
-    ok(has(&r, true, 1, (int64_t)f->b, "damaged record header"),
+    ok(has(&r, true, 1, (int64_t)f->b, "one of the two record header copies is damaged"),
        "a flipped header byte in a sealed volume is an error at its offset");
+    const struct inspect_record *rb = find(&r, 1, f->b);
+    ok(rb && rb->corrupt && find(&r, 1, f->tomb),
+       "... the record is identified by its mirror and counted corrupt; the scan goes on");
+    inspect_report_free(&r);
+    /* The mirror alone damaged: the same. */
+    build(f);
+    flip(v1, f->b + 64 + 17);
+    inspect_node_dir(f->dir, false, &r);
+    ok(has(&r, true, 1, (int64_t)f->b, "one of the two record header copies is damaged") &&
+           find(&r, 1, f->b) && find(&r, 1, f->b)->corrupt,
+       "a flipped mirror byte is the same error");
+    inspect_report_free(&r);
+    /* Both copies damaged: unidentifiable, skipped. */
+    build(f);
+    flip(v1, f->b + 30);
+    flip(v1, f->b + 64 + 30);
+    inspect_node_dir(f->dir, false, &r);
+    ok(has(&r, true, 1, (int64_t)f->b, "damaged record header"),
+       "both header copies flipped in a sealed volume: an error at its offset");
     ok(!find(&r, 1, f->b) && find(&r, 1, f->tomb), "... the record is skipped, the scan goes on");
     inspect_report_free(&r);
 
     /* The same in the unsealed volume: still an error (it may have been acknowledged). */
     build(f);
     flip(v2, f->c + 8);
+    flip(v2, f->c + 64 + 8);
     inspect_node_dir(f->dir, false, &r);
     ok(has(&r, true, 2, (int64_t)f->c, "damaged record header"),
-       "a flipped header byte in the unsealed volume is an error too");
+       "flipped header bytes in the unsealed volume are an error too");
     ok(find(&r, 2, f->a2) != NULL, "... and the record after it is found by resynchronising");
     inspect_report_free(&r);
 
@@ -319,7 +340,7 @@ static void test_damage(struct fx *f)
 
     /* A block checksum damaged, the data intact. */
     build(f);
-    flip(v1, f->a1 + sizeof(struct node_record_header) + 9);
+    flip(v1, f->a1 + NODE_REC_SUMS_OFFSET + 9);
     inspect_node_dir(f->dir, true, &r);
     ok(has(&r, true, 1, (int64_t)f->a1, "block sums are damaged"),
        "a flipped block checksum is an error naming the sums");

@@ -317,7 +317,8 @@ __attribute__((unused)) static int fx_records(const char *dir, uint32_t id, uint
     uint64_t off = bs;
     while (off + bs <= (uint64_t)sb.st_size && n < max) {
         struct fx_rec r = {.off = off};
-        if (node_rh_decode(img + off, vh.salt, &r.rh) != NODE_RH_OK)
+        bool degraded;
+        if (node_rh_decode_head(img + off, vh.salt, &r.rh, &degraded) != NODE_RH_OK)
             break;
         r.size = r.rh.type == NODE_REC_CHUNK ? node_record_size(r.rh.length, bs) : bs;
         out[n++] = r;

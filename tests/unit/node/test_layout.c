@@ -43,14 +43,16 @@ static void test_record_math(void)
     is_int(node_record_n_sums(NODE_SUM_BLOCK), 1, "64 KiB: one checksum");
     is_int(node_record_n_sums(NODE_SUM_BLOCK + 1), 2, "64 KiB + 1: two checksums");
     is_int(node_record_n_sums(8u << 20), 128, "8 MiB: 128 checksums");
-    is_int(node_record_data_offset(1), 72, "data after header and one checksum");
-    is_int(node_record_data_offset(16), 64 + 128, "data after 16 checksums");
+    is_int(NODE_REC_HEAD, 128, "two 64-byte header copies");
+    is_int(node_record_data_offset(1), 136, "data after both header copies and one checksum");
+    is_int(node_record_data_offset(16), 128 + 128, "data after 16 checksums");
     is_int(node_record_size(1, 512), 512, "1-byte chunk fills one 512-byte block");
-    is_int(node_record_size(512 - 72, 512), 512, "exactly one block");
-    is_int(node_record_size(512 - 71, 512), 1024, "one byte more: two blocks");
+    is_int(node_record_size(512 - 136, 512), 512, "exactly one block");
+    is_int(node_record_size(512 - 135, 512), 1024, "one byte more: two blocks");
     is_int(node_record_size(4096, 512), 4608, "4 KiB chunk at 512-byte blocks");
     is_int(node_record_size(4096, 4096), 8192, "4 KiB chunk at 4 KiB blocks");
     is_int(node_record_size(1u << 20, 4096), 1052672, "1 MiB chunk at 4 KiB blocks");
+    is_int(node_record_size(4096 - 136, 4096), 4096, "the largest chunk in one 4 KiB block");
     ok(node_record_size(12345, 4096) % 4096 == 0, "sizes are block multiples");
 }
 
@@ -113,10 +115,10 @@ static void test_superblock(void)
     is_int(node_sb_decode(img, NODE_SB_SIZE + 1, &back, &err), LODE_EWRONGDISK, "long image");
 
     memcpy(bad, img, sizeof(bad));
-    uint32_t f = htole32(2);
+    uint32_t f = htole32(NODE_DISK_FORMAT + 1);
     memcpy(bad + 8, &f, 4);
     sb_reseal(bad);
-    is_int(node_sb_decode(bad, sizeof(bad), &back, &err), LODE_EWRONGDISK, "format 2 refused");
+    is_int(node_sb_decode(bad, sizeof(bad), &back, &err), LODE_EWRONGDISK, "a newer format refused");
     ok(strstr(err.msg, "format") != NULL, "unknown format says so: %s", err.msg);
     memcpy(bad, img, sizeof(bad));
     uint32_t b = htole32(3000);
@@ -181,7 +183,7 @@ static void test_record_header(void)
 {
     const uint64_t salt = 0xabcdef0123456789ull;
     struct node_record_header rh, back;
-    uint8_t img[64], bad[64];
+    uint8_t img[NODE_REC_HEAD], bad[NODE_REC_HEAD];
     fill_rh(&rh);
     node_rh_encode(&rh, salt, img);
     uint32_t m;
@@ -252,6 +254,87 @@ static void test_record_header(void)
     is_int(node_rh_decode(img, salt, &back), NODE_RH_INVALID, "unknown type: INVALID");
 }
 
+/* The mirror: a second copy right after the header, with its own magic and check. */
+static void test_record_mirror(void)
+{
+    const uint64_t salt = 0x1122334455667788ull;
+    struct node_record_header rh, back;
+    uint8_t img[NODE_REC_HEAD], bad[NODE_REC_HEAD];
+    bool degraded = true;
+    fill_rh(&rh);
+    node_rh_encode(&rh, salt, img);
+    uint32_t m;
+    memcpy(&m, img + 64, 4);
+    is_int(le32toh(m), NODE_REC_MIRROR_MAGIC, "mirror magic at offset 64");
+    is_int(node_rh_decode_copy(img + 64, salt, 1, &back), NODE_RH_OK, "the mirror decodes");
+    ok(!memcmp(back.chunk_id, rh.chunk_id, 16) && back.length == rh.length &&
+           back.hash == rh.hash && back.seq == rh.seq && back.synced_upto == rh.synced_upto,
+       "the mirror carries the same fields");
+    ok(node_rh_decode_copy(img + 64, salt, 0, &back) != NODE_RH_OK,
+       "a mirror is never taken for a header (the scan resynchronises on headers)");
+    ok(node_rh_decode_copy(img, salt, 1, &back) != NODE_RH_OK,
+       "a header is never taken for a mirror");
+    is_int(node_rh_decode_head(img, salt, &back, &degraded), NODE_RH_OK, "intact head: OK");
+    ok(!degraded, "intact head: not degraded");
+
+    /* Any single damaged byte in either copy: still identified, but degraded. */
+    int identified = 0, flagged = 0;
+    for (size_t i = 0; i < NODE_REC_HEAD; i++) {
+        memcpy(bad, img, sizeof(img));
+        bad[i] ^= (uint8_t)(1u << (i % 8));
+        memset(&back, 0, sizeof(back));
+        degraded = false;
+        if (node_rh_decode_head(bad, salt, &back, &degraded) == NODE_RH_OK &&
+            !memcmp(back.chunk_id, rh.chunk_id, 16) && back.length == rh.length &&
+            back.hash == rh.hash && back.type == rh.type)
+            identified++;
+        flagged += degraded;
+    }
+    is_int(identified, NODE_REC_HEAD, "a flip anywhere in the head keeps the record identified");
+    is_int(flagged, NODE_REC_HEAD, "and every such flip is flagged as damage");
+
+    /* The header destroyed (zeros or garbage): the mirror names the chunk. */
+    memcpy(bad, img, sizeof(img));
+    memset(bad, 0, 64);
+    is_int(node_rh_decode_head(bad, salt, &back, &degraded), NODE_RH_OK, "header zeroed: OK");
+    ok(degraded && back.seq == 77, "from the mirror, degraded");
+    for (int i = 0; i < 64; i++)
+        bad[i] = (uint8_t)(i * 91 + 3);
+    is_int(node_rh_decode_head(bad, salt, &back, &degraded), NODE_RH_OK,
+           "header overwritten: OK from the mirror");
+    /* The mirror destroyed: the header alone. */
+    memcpy(bad, img, sizeof(img));
+    memset(bad + 64, 0xEE, 64);
+    is_int(node_rh_decode_head(bad, salt, &back, &degraded), NODE_RH_OK, "mirror destroyed: OK");
+    ok(degraded, "mirror destroyed: degraded");
+
+    /* Both copies valid but naming different records: degraded (not one record). */
+    struct node_record_header other = rh;
+    other.seq = 78;
+    uint8_t img2[NODE_REC_HEAD];
+    node_rh_encode(&other, salt, img2);
+    memcpy(bad, img, 64);
+    memcpy(bad + 64, img2 + 64, 64);
+    is_int(node_rh_decode_head(bad, salt, &back, &degraded), NODE_RH_OK, "copies differ: OK");
+    ok(degraded && back.seq == 77, "copies differ: degraded, the header wins");
+
+    /* Both destroyed: the header's own status, never OK. */
+    memcpy(bad, img, sizeof(img));
+    bad[10] ^= 1;
+    bad[64 + 10] ^= 1;
+    is_int(node_rh_decode_head(bad, salt, &back, &degraded), NODE_RH_DAMAGED,
+           "both copies damaged: DAMAGED");
+    ok(!degraded, "not reported as degraded");
+    memset(bad, 0, sizeof(bad));
+    is_int(node_rh_decode_head(bad, salt, &back, &degraded), NODE_RH_ZERO, "zeros: ZERO");
+    for (size_t i = 0; i < sizeof(bad); i++)
+        bad[i] = (uint8_t)(i * 37 + 11);
+    is_int(node_rh_decode_head(bad, salt, &back, &degraded), NODE_RH_JUNK, "garbage: JUNK");
+    /* Another volume's salt fails both. */
+    ok(node_rh_decode_head(img, salt ^ 1, &back, &degraded) != NODE_RH_OK,
+       "another volume's salt: no copy passes");
+}
+
 static void test_sums(void)
 {
     size_t len = 3 * NODE_SUM_BLOCK + 5;
@@ -282,6 +365,7 @@ int main(void)
     test_superblock();
     test_volume_header();
     test_record_header();
+    test_record_mirror();
     test_sums();
     return tap_done();
 }

@@ -173,7 +173,7 @@ static void test_hole(bool torn)
     is_int(n, K, "%s: %d records", name, K);
     struct fx_rec mid = r[K - 3];
     for (int i = K - 2; i < K && n == K; i++) {
-        uint8_t img[64];
+        uint8_t img[NODE_REC_HEAD];
         r[i].rh.synced_upto = mid.rh.synced_upto;
         node_rh_encode(&r[i].rh, salt, img);
         fx_poke(dir, 1, r[i].off, img, sizeof(img));
@@ -243,22 +243,36 @@ static void test_watermark(void)
     }
     ok(victim != 0, "the second record is one of the chunks");
     fx_flip(dir, 1, r[1].off + node_record_data_offset(node_record_n_sums(r[1].rh.length)) + 77);
+    /* One header copy of the third record (its mirror) and of the fourth (the header): the
+     * other copy names the chunk and keeps its synced_upto in the watermark. */
+    uint64_t hv[2] = {0, 0};
+    for (uint64_t c = base; c < base + K; c++) {
+        struct cmn_id id = fx_id(c);
+        for (int k = 0; k < 2; k++)
+            if (!memcmp(r[2 + k].rh.chunk_id, id.b, 16))
+                hv[k] = c;
+    }
+    fx_flip(dir, 1, r[2].off + sizeof(struct node_record_header) + 33);
+    fx_flip(dir, 1, r[3].off + 9);
     struct node_store *st = open_dir(dir, 4 * MiB, MiB);
     ok(st != NULL, "watermark: reopens");
     if (!st)
         return;
     is_int(status_of(st, victim), LODE_ECORRUPT, "flip below the watermark: ECORRUPT");
+    is_int(status_of(st, hv[0]), LODE_ECORRUPT, "damaged mirror below the watermark: ECORRUPT");
+    is_int(status_of(st, hv[1]), LODE_ECORRUPT, "damaged header below the watermark: ECORRUPT");
     struct cmn_id ids[8];
     size_t nc = take_all(st, ids, 8);
-    ok(nc == 1 && has_id(ids, nc, victim), "and reported as corrupt at open (%zu)", nc);
+    ok(nc == 3 && has_id(ids, nc, victim) && has_id(ids, nc, hv[0]) && has_id(ids, nc, hv[1]),
+       "all three reported as corrupt at open (%zu)", nc);
     struct cmn_id vidc = fx_id(victim);
     struct node_chunk_info info;
     is_int(node_store_stat(st, &vidc, &info), 0, "still listed (its header is valid)");
     int good = 0;
     for (uint64_t c = base; c < base + K; c++)
-        if (c != victim)
+        if (c != victim && c != hv[0] && c != hv[1])
             good += status_of(st, c) == 0;
-    is_int(good, K - 1, "the other records intact");
+    is_int(good, K - 3, "the other records intact");
     struct cmn_id more = fx_id(base + 100);
     is_int(fx_put(&F, st, &more, LEN, base + 100), 0, "puts go on");
     fx_close(&F, st);
@@ -344,21 +358,25 @@ static void test_clean_stop(void)
     if (n != K + 1)
         return;
     fx_flip(dir, 1, r[K - 1].off + node_record_data_offset(node_record_n_sums(r[K - 1].rh.length)) + 99);
-    fx_flip(dir, 1, r[2].off + 50);
+    fx_flip(dir, 1, r[2].off + 50);                     /* one header copy */
+    fx_flip(dir, 1, r[3].off + 20);                     /* both copies */
+    fx_flip(dir, 1, r[3].off + sizeof(struct node_record_header) + 20);
     st = open_dir(dir, 4 * MiB, MiB);
     ok(st != NULL, "reopens");
     if (!st)
         return;
     is_int(status_of(st, 50000 + K - 1), LODE_ECORRUPT, "flipped data byte: ECORRUPT");
-    is_int(status_of(st, 50002), LODE_ENOCHUNK, "flipped header byte: ENOCHUNK");
+    is_int(status_of(st, 50002), LODE_ECORRUPT, "flipped header byte: ECORRUPT (the mirror "
+           "names it)");
+    is_int(status_of(st, 50003), LODE_ENOCHUNK, "both header copies flipped: unidentifiable");
     struct cmn_id ids[8];
     size_t nc = take_all(st, ids, 8);
-    ok(has_id(ids, nc, 50000 + K - 1) && !has_id(ids, nc, 50002) && nc == 1,
-       "the data flip reported, the damaged header not (%zu)", nc);
+    ok(has_id(ids, nc, 50000 + K - 1) && has_id(ids, nc, 50002) && nc == 2,
+       "the data flip and the damaged header reported (%zu)", nc);
     struct node_store_stats s;
     node_store_stats(st, &s);
-    is_int(s.damaged_records, 1, "one damaged record counted");
-    is_int(count_intact(st, 50000, 0, 2) + count_intact(st, 50000, 3, K - 1), K - 2,
+    is_int(s.damaged_records, 1, "the unidentifiable record counted as damaged");
+    is_int(count_intact(st, 50000, 0, 2) + count_intact(st, 50000, 4, K - 1), K - 3,
            "the others intact");
     struct cmn_id more = fx_id(50100);
     is_int(fx_put(&F, st, &more, LEN, 50100), 0, "puts go on in a new volume");
@@ -417,8 +435,11 @@ static void test_sealed(void)
     uint64_t x = which[1], y = which[3], z = which[5], after = which[6];
     uint64_t doff = node_record_data_offset(node_record_n_sums(r[1].rh.length));
     fx_flip(dir, 2, r[1].off + doff + 70000);     /* X: data byte in block 1 */
+    uint64_t q = which[4];
     fx_flip(dir, 2, r[3].off + 50);               /* Y: header (created_ms) */
     fx_flip(dir, 2, r[5].off + 0);                /* Z: header magic */
+    fx_flip(dir, 2, r[4].off + 20);               /* Q: both copies (length) */
+    fx_flip(dir, 2, r[4].off + sizeof(struct node_record_header) + 20);
     n = fx_records(dir, 3, bs, r, 64, NULL);
     struct fx_rec *wr = n > 2 ? &r[2] : NULL;
     uint64_t w = 0;
@@ -426,7 +447,7 @@ static void test_sealed(void)
         if (find_rec(wr, 1, c))
             w = c;
     if (wr)
-        fx_flip(dir, 3, wr->off + 64);            /* W: its first block checksum */
+        fx_flip(dir, 3, wr->off + NODE_REC_SUMS_OFFSET); /* W: its first block checksum */
     /* V: its second block checksum; read whole first (as the scrubber does): the whole-data
      * hash still matches, the block checksums must be checked too. */
     struct fx_rec *vr = n > 3 && r[3].rh.type == NODE_REC_CHUNK ? &r[3] : NULL;
@@ -435,7 +456,7 @@ static void test_sealed(void)
         if (find_rec(vr, 1, c))
             v = c;
     if (vr)
-        fx_flip(dir, 3, vr->off + 64 + 8 + 3);
+        fx_flip(dir, 3, vr->off + NODE_REC_SUMS_OFFSET + 8 + 3);
 
     st = open_dir(dir, 1 * MiB, 128 * KiB);
     ok(st != NULL, "reopens with damaged sealed volumes");
@@ -443,14 +464,17 @@ static void test_sealed(void)
         return;
     struct cmn_id ids[16];
     size_t nc = take_all(st, ids, 16);
-    /* A header failing its check is never trusted: its id may be the damaged bytes. */
-    is_int(nc, 0, "nothing reported at open (no id of a damaged header can be believed)");
+    /* One damaged header copy: the other names the chunk, reported at open. Both copies
+     * damaged: nothing can be believed (the id may be the damaged bytes), only counted. */
+    ok(nc == 2 && has_id(ids, nc, y) && has_id(ids, nc, z),
+       "Y and Z reported at open, nothing else (%zu)", nc);
     struct node_store_stats s;
     node_store_stats(st, &s);
-    is_int(s.damaged_records, 2, "both damaged headers counted as damaged records");
-    is_int(sget(st, y, 0, 0), LODE_ENOCHUNK, "chunk with a damaged header: ENOCHUNK");
-    is_int(sget(st, y, 0, 10), LODE_ENOCHUNK, "range read of it: ENOCHUNK");
-    is_int(sget(st, z, 0, 0), LODE_ENOCHUNK, "chunk whose header lost its magic is gone");
+    is_int(s.damaged_records, 1, "Q counted as a damaged record");
+    is_int(sget(st, y, 0, 0), LODE_ECORRUPT, "chunk with a damaged header: ECORRUPT");
+    is_int(sget(st, y, 0, 10), LODE_ECORRUPT, "range read of it: ECORRUPT");
+    is_int(sget(st, z, 0, 0), LODE_ECORRUPT, "chunk whose header lost its magic: ECORRUPT");
+    is_int(sget(st, q, 0, 0), LODE_ENOCHUNK, "chunk with both header copies damaged: absent");
     is_int(sget(st, after, 0, 0), 0, "the scan resynchronised: the next record is intact");
 
     is_int(sget(st, x, 0, 1000), 0, "range in the intact block of X reads");
@@ -474,13 +498,13 @@ static void test_sealed(void)
 
     int good = 0;
     for (uint64_t c = 20000; c < 20000 + SN; c++)
-        if (c != x && c != y && c != z && c != w && c != v)
+        if (c != x && c != y && c != z && c != w && c != v && c != q)
             good += sget(st, c, 0, 0) == 0;
-    is_int(good, SN - 5, "every other chunk intact");
+    is_int(good, SN - 6, "every other chunk intact");
 
-    /* A chunk with a damaged header is unknown to the store: nothing to delete. */
-    struct cmn_id yid = fx_id(y);
-    is_int(fx_delete(&F, st, &yid), LODE_ENOCHUNK, "delete of the damaged-header chunk: "
+    /* A chunk whose header copies are both damaged is unknown to the store. */
+    struct cmn_id qid = fx_id(q);
+    is_int(fx_delete(&F, st, &qid), LODE_ENOCHUNK, "delete of the unidentifiable chunk: "
            "ENOCHUNK");
     /* Compaction keeps X corrupt: never "repaired" into a valid-looking copy. */
     for (uint64_t c = 20000; c < 20000 + SN; c++) {
@@ -490,6 +514,7 @@ static void test_sealed(void)
     }
     is_int(fx_compact(&F, st), 0, "compaction");
     is_int(sget(st, x, 0, 0), LODE_ECORRUPT, "X still corrupt after compaction");
+    is_int(sget(st, y, 0, 0), LODE_ECORRUPT, "Y still refused after compaction (reported)");
     is_int(sget(st, after, 0, 0), 0, "the survivor moved intact");
     /* Fill the volume X was moved into so that it is sealed (the reopen below then finds
      * X's damage by reading, not by the scan's check of an unsealed volume). */
@@ -506,7 +531,10 @@ static void test_sealed(void)
     if (!st)
         return;
     is_int(sget(st, x, 0, 0), LODE_ECORRUPT, "X still corrupt after reopen");
-    is_int(sget(st, y, 0, 0), LODE_ENOCHUNK, "the damaged-header chunk stays absent");
+    /* Compaction checked Y's data against the hash of its surviving header copy and wrote
+     * both copies afresh: the record is whole again, and the data proven. */
+    is_int(sget(st, y, 0, 0), 0, "Y: compaction rebuilt its header, its data reads back");
+    is_int(sget(st, q, 0, 0), LODE_ENOCHUNK, "the unidentifiable chunk stays absent");
     is_int(sget(st, after, 0, 0), 0, "survivor intact after reopen");
     fx_close(&F, st);
 }
