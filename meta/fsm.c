@@ -139,7 +139,9 @@ int meta_op_gc_layout(struct meta_op *op, const Lode__Layout *layout, const char
     for (size_t s = 0; s < layout->n_stripes; s++) {
         const Lode__Stripe *st = layout->stripes[s];
         for (size_t c = 0; st && c < st->n_chunks; c++) {
-            if (!st->chunks[c])
+            /* nid 0 marks a chunk that was never stored (the empty data chunks of a short
+             * last stripe, gateway/stripe.h): nothing to collect. */
+            if (!st->chunks[c] || st->chunks[c]->nid == 0)
                 continue;
             int rc = meta_op_gc_chunk(op, st->chunks[c], reason);
             if (rc)
