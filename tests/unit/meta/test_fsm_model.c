@@ -891,7 +891,8 @@ int main(void)
          OPS, lists, gets, objects, peak, next_version - 1, gc_expected);
     is_int(mismatches, 0, "every result, read and listing agrees with the model");
     is_int(gc_bad, 0, "GC queue length matched the model at all %d checks", gc_checks);
-    ok(peak >= 100 && next_version > 1000, "the run did real work");
+    /* Puts are about a third of the operations: a run below a tenth did not exercise much. */
+    ok(peak >= 100 && next_version > OPS / 10, "the run did real work");
 
     meta_fsm_close(fsm);
     for (int i = 0; i < NBUCKETS; i++) {
