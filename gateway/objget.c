@@ -1,0 +1,653 @@
+/* The object read pipeline (gateway/objget.h).
+ *
+ * Each stripe of the range is a job: phase 1 fetches the needed piece of every data chunk;
+ * when all answered and some failed, phase 2 rebuilds the failed pieces from one byte range
+ * of k survivors (re-planning while survivors keep failing), reusing the data pieces phase 1
+ * already holds when they cover that range. Jobs live in a ring of `window` entries and
+ * leave it when the caller has consumed their bytes.
+ */
+#include "gateway/objget.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lode/errno.h>
+
+#include "common/id.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/rpc_methods.h"
+#include "gateway/ec.h"
+#include "gateway/stripe.h"
+#include "node.pb-c.h"
+
+#define LOG_CTX "objget"
+#define REPORT_TIMEOUT_MS 30000
+
+struct job;
+
+struct gget {
+    struct gw_chunk_req req;
+    struct job *job;
+    unsigned chunk;
+    bool phase2;
+};
+
+struct part {
+    const Lode__Layout *layout;
+    const struct gw_ec *ec;
+    struct gw_geom geom;
+    uint64_t start;                 /* object offset of the part */
+};
+
+struct job {
+    struct gw_objget *g;
+    bool used, complete, delivered;
+    const struct part *part;
+    uint64_t stripe;
+    const Lode__Stripe *rec;
+    uint64_t a, b;                  /* needed bytes, stripe coordinates */
+    uint8_t *out;
+    size_t consumed;
+    unsigned pending;
+    uint32_t failed;                /* chunks that cannot be read */
+    uint32_t ok;                    /* data chunks whose phase-1 piece arrived */
+    uint32_t want;                  /* data chunks with a piece to rebuild */
+    uint32_t have;                  /* chunks whose [x, y) is in scratch */
+    bool phase2;
+    uint32_t x, y;                  /* the rebuilt range, chunk coordinates */
+    uint8_t *scratch;               /* (k + m) * (y - x) */
+    struct gget gets[GW_EC_MAX_N];
+};
+
+struct gw_objget {
+    struct gw_objget_config cfg;
+    struct gw_cluster_map *map;
+    struct part *parts;
+    size_t n_parts;
+    size_t cur_part;                /* cursor: next bytes to schedule */
+    uint64_t pos, end;
+    struct job *jobs;               /* ring of cfg.window */
+    unsigned head, count;           /* oldest job, jobs in the ring */
+    unsigned nd;                    /* jobs from head already delivered */
+    unsigned inflight;
+    unsigned depth;                 /* user callbacks running */
+    bool delivering, closed, done_called, freed;
+    int status;
+    char message[CMN_ERR_MSG_MAX];
+    uv_timer_t defer;
+    struct gw_objget_stats st;
+};
+
+static void deliver(struct gw_objget *g);
+static void pump(struct gw_objget *g);
+static void job_step(struct gw_objget *g, struct job *j);
+
+/* ---- lifetime ------------------------------------------------------------------------- */
+
+static void on_defer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void job_release(struct gw_objget *g, struct job *j)
+{
+    const struct gw_geom *ge = j->part ? &j->part->geom : NULL;
+    if (j->out)
+        g->st.buffered -= (size_t)(j->b - j->a);
+    if (j->scratch && ge)
+        g->st.buffered -= (size_t)(ge->k + ge->m) * (j->y - j->x);
+    free(j->out);
+    free(j->scratch);
+    memset(j, 0, sizeof(*j));
+}
+
+/* Frees the reader once closed, outside callbacks and with nothing in flight. */
+static bool maybe_free(struct gw_objget *g)
+{
+    if (!g->closed || g->depth || g->inflight || g->freed)
+        return g->closed;
+    g->freed = true;
+    for (unsigned i = 0; g->jobs && i < g->cfg.window; i++)
+        job_release(g, &g->jobs[i]);
+    free(g->jobs);
+    free(g->parts);
+    gw_cluster_map_put(g->map);
+    g->defer.data = g;
+    uv_close((uv_handle_t *)&g->defer, on_defer_closed);
+    return true;
+}
+
+static bool all_done(const struct gw_objget *g);
+
+static void on_defer(uv_timer_t *t)
+{
+    struct gw_objget *g = t->data;
+    if (g->closed || g->done_called)
+        return;
+    deliver(g);
+    if (g->closed || (g->status == 0 && !all_done(g)))
+        return;
+    g->done_called = true;
+    g->depth++;
+    g->cfg.on_done(g->cfg.data, g->status, g->message);
+    g->depth--;
+    maybe_free(g);
+}
+
+static void fail(struct gw_objget *g, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void fail(struct gw_objget *g, int status, const char *fmt, ...)
+{
+    if (g->status != 0)
+        return;
+    g->status = status;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g->message, sizeof(g->message), fmt, ap);
+    va_end(ap);
+    if (!g->closed)
+        uv_timer_start(&g->defer, on_defer, 0, 0);
+}
+
+/* ---- corrupt reports ------------------------------------------------------------------ */
+
+static void on_reported(void *data, const struct cmn_rpc_result *res)
+{
+    (void)data;
+    if (res->status != 0)
+        LOG_WARN(LOG_CTX, "reporting a damaged chunk to meta failed: %s", res->message);
+}
+
+static void report(struct gw_objget *g, const Lode__ChunkRef *ref)
+{
+    if (!g->cfg.meta)
+        return;
+    Lode__CorruptChunk cc = LODE__CORRUPT_CHUNK__INIT, *ccp = &cc;
+    cc.nid = ref->nid;
+    cc.chunk_id = ref->chunk_id;
+    cc.reason = (char *)"gateway read";
+    /* detected_ms 0: meta stamps its own time (no clock is read here). */
+    Lode__ReportCorrupt rep = LODE__REPORT_CORRUPT__INIT;
+    rep.n_chunks = 1;
+    rep.chunks = &ccp;
+    Lode__Command cmd = LODE__COMMAND__INIT;
+    cmd.version = 1;
+    cmd.op_case = LODE__COMMAND__OP_REPORT_CORRUPT;
+    cmd.report_corrupt = &rep;
+    if (cmn_meta_async_call(g->cfg.meta, CMN_RPC_CORRUPT_REPORT, 0, &cmd.base,
+                            REPORT_TIMEOUT_MS, on_reported, NULL) == 0)
+        g->st.corrupt_reported++;
+}
+
+/* ---- chunk reads ---------------------------------------------------------------------- */
+
+static bool readable(struct gw_objget *g, const Lode__ChunkRef *ref)
+{
+    const struct gw_map_node *n = gw_cluster_map_find(g->map, ref->nid);
+    return n && gw_map_node_readable(n);
+}
+
+static void on_get(struct gw_chunk_req *req);
+
+/* Called with the outcome of one read (answered or refused at submission). */
+static void got(struct gw_objget *g, struct gget *gg, int status, const uint8_t *p, size_t n)
+{
+    struct job *j = gg->job;
+    const struct gw_geom *ge = &j->part->geom;
+    unsigned c = gg->chunk;
+    const Lode__ChunkRef *ref = j->rec->chunks[c];
+    if (status == LODE_ECORRUPT || status == LODE_ENOCHUNK)
+        report(g, ref);
+    if (status != 0) {
+        LOG_DEBUG(LOG_CTX, "chunk read on node %" PRIu32 " failed: %s", ref->nid,
+                  lode_strerror(status));
+        j->failed |= 1u << c;
+        return;
+    }
+    if (!gg->phase2) {
+        uint64_t cs = ge->chunk_size;
+        uint64_t lo = j->a > c * cs ? j->a : c * cs;
+        memcpy(j->out + (lo - j->a), p, n);
+        j->ok |= 1u << c;
+    } else {
+        uint32_t w = j->y - j->x;
+        uint8_t *dst = j->scratch + (size_t)c * w;
+        memcpy(dst, p, n);
+        memset(dst + n, 0, w - n);
+        j->have |= 1u << c;
+    }
+}
+
+static void issue(struct gw_objget *g, struct job *j, unsigned c, uint64_t off, uint64_t len,
+                  bool phase2)
+{
+    struct gget *gg = &j->gets[c];
+    memset(gg, 0, sizeof(*gg));
+    gg->job = j;
+    gg->chunk = c;
+    gg->phase2 = phase2;
+    gg->req.data = gg;
+    gg->req.cb = on_get;
+    const Lode__ChunkRef *ref = j->rec->chunks[c];
+    g->st.chunk_gets++;
+    int rc = gw_nodepool_get(g->cfg.pool, &gg->req, ref->nid, ref->chunk_id.data, off, len,
+                             g->cfg.timeout_ms);
+    if (rc == 0) {
+        j->pending++;
+        g->inflight++;
+        return;
+    }
+    got(g, gg, rc, NULL, 0);
+}
+
+static void on_get(struct gw_chunk_req *req)
+{
+    struct gget *gg = req->data;
+    struct job *j = gg->job;
+    struct gw_objget *g = j->g;
+    g->inflight--;
+    j->pending--;
+    if (g->closed) {
+        maybe_free(g);
+        return;
+    }
+    int status = req->status;
+    if (status == 0 && !req->payload && req->payload_len)
+        status = LODE_EBADMSG;
+    got(g, gg, status, req->payload, req->payload_len);
+    if (j->pending == 0 && g->status == 0)
+        job_step(g, j);
+    deliver(g);
+}
+
+/* ---- jobs ----------------------------------------------------------------------------- */
+
+static void piece(const struct job *j, unsigned c, uint64_t *lo, uint64_t *hi)
+{
+    uint64_t cs = j->part->geom.chunk_size;
+    *lo = j->a > c * cs ? j->a : c * cs;
+    *hi = j->b < (c + 1) * cs ? j->b : (c + 1) * cs;
+}
+
+static void complete(struct gw_objget *g, struct job *j)
+{
+    j->complete = true;
+    g->st.stripes++;
+    if (j->scratch) {
+        const struct gw_geom *ge = &j->part->geom;
+        g->st.buffered -= (size_t)(ge->k + ge->m) * (j->y - j->x);
+        free(j->scratch);
+        j->scratch = NULL;
+    }
+}
+
+/* Enters phase 2: which range to rebuild, and what phase 1 already holds of it. */
+static int start_phase2(struct gw_objget *g, struct job *j)
+{
+    const struct gw_geom *ge = &j->part->geom;
+    unsigned k = ge->k, n = ge->k + ge->m;
+    uint64_t cs = ge->chunk_size;
+    j->phase2 = true;
+    g->st.degraded_stripes++;
+    if (g->cfg.degraded)
+        cmn_counter_add(g->cfg.degraded, 1);
+    uint64_t x = UINT64_MAX, y = 0;
+    for (unsigned c = 0; c < k; c++) {
+        if (!(j->want & (1u << c)))
+            continue;
+        uint64_t lo, hi;
+        piece(j, c, &lo, &hi);
+        x = lo - c * cs < x ? lo - c * cs : x;
+        y = hi - c * cs > y ? hi - c * cs : y;
+    }
+    j->x = (uint32_t)x;
+    j->y = (uint32_t)y;
+    size_t w = (size_t)(y - x);
+    j->scratch = calloc(n, w);
+    if (!j->scratch)
+        return -ENOMEM;
+    g->st.buffered += n * w;
+    if (g->st.buffered > g->st.buffered_max)
+        g->st.buffered_max = g->st.buffered;
+    for (unsigned c = 0; c < n; c++) {
+        uint32_t len = gw_chunk_len(ge, j->stripe, c);
+        if (len <= x) {
+            /* Nothing of it lies in the range (absent or short): present as zeroes. */
+            j->have |= 1u << c;
+            continue;
+        }
+        if (!(j->failed & (1u << c)) && !readable(g, j->rec->chunks[c]))
+            j->failed |= 1u << c;
+        if (c >= k || !(j->ok & (1u << c)))
+            continue;
+        uint64_t lo, hi;
+        piece(j, c, &lo, &hi);
+        uint64_t need_hi = y < len ? y : len;
+        if (lo - c * cs <= x && hi - c * cs >= need_hi) {
+            memcpy(j->scratch + (size_t)c * w, j->out + (c * cs + x - j->a),
+                   (size_t)(need_hi - x));
+            j->have |= 1u << c;
+        }
+    }
+    return 0;
+}
+
+/* Every read of the job has answered: finish it, or go on rebuilding. */
+static void job_step(struct gw_objget *g, struct job *j)
+{
+    const struct gw_geom *ge = &j->part->geom;
+    unsigned k = ge->k, n = ge->k + ge->m;
+    uint64_t cs = ge->chunk_size;
+    if (!j->phase2) {
+        uint32_t need = 0;
+        for (unsigned c = 0; c < k; c++) {
+            uint64_t lo, hi;
+            piece(j, c, &lo, &hi);
+            if (lo < hi)
+                need |= 1u << c;
+        }
+        j->want = need & ~j->ok;
+        if (!j->want) {
+            complete(g, j);
+            return;
+        }
+        int rc = start_phase2(g, j);
+        if (rc) {
+            fail(g, rc, "out of memory for a degraded read");
+            return;
+        }
+    }
+    for (;;) {
+        uint32_t all = n >= 32 ? UINT32_MAX : (1u << n) - 1;
+        uint32_t present = all & ~j->failed & ~j->want;
+        struct gw_ec_plan plan;
+        struct cmn_err err;
+        int rc = gw_ec_plan_init(&plan, j->part->ec, present, j->want, &err);
+        if (rc) {
+            fail(g, rc == LODE_EUNAVAILABLE ? LODE_EUNAVAILABLE : rc,
+                 "object bytes at %" PRIu64 ": %s", j->part->start + j->rec->offset + j->a,
+                 cmn_err_text(&err));
+            return;
+        }
+        uint32_t missing = gw_ec_plan_sources(&plan) & ~j->have;
+        size_t w = j->y - j->x;
+        if (!missing) {
+            uint8_t *chunks[GW_EC_MAX_N];
+            for (unsigned c = 0; c < n; c++)
+                chunks[c] = j->scratch + (size_t)c * w;
+            if ((rc = gw_ec_plan_run(&plan, w, chunks)) != 0) {
+                fail(g, LODE_EINTERNAL, "decoding failed: %s", lode_strerror(rc));
+                return;
+            }
+            for (unsigned c = 0; c < k; c++) {
+                if (!(j->want & (1u << c)))
+                    continue;
+                uint64_t lo, hi;
+                piece(j, c, &lo, &hi);
+                memcpy(j->out + (lo - j->a), chunks[c] + (lo - c * cs - j->x),
+                       (size_t)(hi - lo));
+            }
+            complete(g, j);
+            return;
+        }
+        for (unsigned c = 0; c < n; c++) {
+            if (!(missing & (1u << c)))
+                continue;
+            uint32_t len = gw_chunk_len(ge, j->stripe, c);
+            uint32_t hi = j->y < len ? j->y : len;
+            issue(g, j, c, j->x, hi - j->x, true);
+        }
+        if (j->pending)
+            return;
+        /* Every read was refused at once: plan again without those chunks. */
+    }
+}
+
+/* Checks a stripe record before trusting its chunk references. */
+static int check_rec(const struct part *pt, uint64_t s, struct cmn_err *err)
+{
+    const struct gw_geom *ge = &pt->geom;
+    const Lode__Stripe *rec = pt->layout->stripes[s];
+    if (!rec)
+        return cmn_err_set(err, LODE_ECORRUPT, "stripe %" PRIu64 " missing", s);
+    int rc = gw_stripe_verify(ge, s, rec->offset, rec->length, (unsigned)rec->n_chunks, err);
+    if (rc)
+        return rc;
+    for (unsigned c = 0; c < ge->k + ge->m; c++) {
+        const Lode__ChunkRef *r = rec->chunks[c];
+        if (gw_chunk_len(ge, s, c) == 0)
+            continue;
+        if (!r || r->nid == 0 || r->chunk_id.len != CMN_ID_SIZE)
+            return cmn_err_set(err, LODE_ECORRUPT,
+                               "stripe %" PRIu64 " chunk %u: no node or a bad chunk id", s, c);
+    }
+    return 0;
+}
+
+static void pump(struct gw_objget *g)
+{
+    while (g->status == 0 && !g->closed && g->count < g->cfg.window && g->pos < g->end) {
+        while (g->pos >= g->parts[g->cur_part].start + g->parts[g->cur_part].geom.size)
+            g->cur_part++;
+        const struct part *pt = &g->parts[g->cur_part];
+        const struct gw_geom *ge = &pt->geom;
+        uint64_t p = g->pos - pt->start;
+        uint64_t sb = gw_geom_stripe_bytes(ge);
+        uint64_t s = p / sb;
+        uint64_t so = s * sb;
+        uint64_t stop = g->end - pt->start - so;
+        uint64_t sl = gw_stripe_len(ge, s);
+        struct cmn_err err;
+        int rc = check_rec(pt, s, &err);
+        if (rc) {
+            fail(g, rc, "%s", cmn_err_text(&err));
+            return;
+        }
+        struct job *j = &g->jobs[(g->head + g->count) % g->cfg.window];
+        memset(j, 0, sizeof(*j));
+        j->g = g;
+        j->used = true;
+        j->part = pt;
+        j->stripe = s;
+        j->rec = pt->layout->stripes[s];
+        j->a = p - so;
+        j->b = stop < sl ? stop : sl;
+        j->out = malloc((size_t)(j->b - j->a));
+        if (!j->out) {
+            fail(g, -ENOMEM, "out of memory for a stripe");
+            return;
+        }
+        g->count++;
+        g->st.buffered += (size_t)(j->b - j->a);
+        if (g->st.buffered > g->st.buffered_max)
+            g->st.buffered_max = g->st.buffered;
+        g->pos += j->b - j->a;
+        uint64_t cs = ge->chunk_size;
+        for (unsigned c = 0; c < ge->k; c++) {
+            uint64_t lo, hi;
+            piece(j, c, &lo, &hi);
+            if (lo >= hi)
+                continue;
+            if (!readable(g, j->rec->chunks[c]))
+                j->failed |= 1u << c; /* known down: go straight to the survivors */
+            else
+                issue(g, j, c, lo - c * cs, hi - lo, false);
+        }
+        if (j->pending == 0)
+            job_step(g, j);
+    }
+}
+
+static bool all_done(const struct gw_objget *g)
+{
+    return g->pos == g->end && g->nd == g->count;
+}
+
+static void kick(struct gw_objget *g)
+{
+    if (!g->closed && !g->done_called)
+        uv_timer_start(&g->defer, on_defer, 0, 0);
+}
+
+static void deliver(struct gw_objget *g)
+{
+    if (g->delivering || g->closed)
+        return;
+    g->delivering = true;
+    while (!g->closed && g->status == 0 && g->nd < g->count) {
+        struct job *j = &g->jobs[(g->head + g->nd) % g->cfg.window];
+        if (!j->complete)
+            break;
+        j->delivered = true;
+        g->nd++;
+        size_t len = (size_t)(j->b - j->a);
+        g->st.delivered += len;
+        g->depth++;
+        g->cfg.on_data(g->cfg.data, j->out, len);
+        g->depth--;
+    }
+    g->delivering = false;
+    if (maybe_free(g))
+        return;
+    if (g->status == 0 && all_done(g))
+        kick(g);
+}
+
+/* ---- the API -------------------------------------------------------------------------- */
+
+static int add_part(struct gw_objget *g, const Lode__Layout *l, uint64_t size, uint64_t start,
+                    struct cmn_err *err)
+{
+    struct part *pt = &g->parts[g->n_parts];
+    if (size == 0 && (!l || l->n_stripes == 0))
+        return 0; /* an empty part (or object) holds nothing to read */
+    if (!l)
+        return cmn_err_set(err, LODE_ECORRUPT, "%" PRIu64 " bytes without a layout", size);
+    pt->layout = l;
+    pt->start = start;
+    pt->geom = (struct gw_geom){.k = l->k, .m = l->m, .chunk_size = l->chunk_size,
+                                .size = size};
+    int rc = gw_geom_check(&pt->geom, err);
+    if (rc)
+        return cmn_err_set(err, LODE_ECORRUPT, "layout: %s", cmn_err_text(err));
+    if (gw_geom_stripes(&pt->geom) != l->n_stripes)
+        return cmn_err_set(err, LODE_ECORRUPT,
+                           "layout has %zu stripes, %" PRIu64 " bytes need %" PRIu64,
+                           l->n_stripes, size, gw_geom_stripes(&pt->geom));
+    pt->ec = gw_ec_get(l->k, l->m, err);
+    if (!pt->ec)
+        return err && err->code ? err->code : -EINVAL;
+    size_t lim = (size_t)g->cfg.window * (2 * l->k + l->m) * l->chunk_size;
+    if (lim > g->st.buffer_limit)
+        g->st.buffer_limit = lim;
+    g->n_parts++;
+    return 0;
+}
+
+int gw_objget_create(const struct gw_objget_config *cfg, struct gw_objget **out,
+                     struct cmn_err *err)
+{
+    *out = NULL;
+    if (!cfg->loop || !cfg->pool || !cfg->map || !cfg->record || !cfg->on_data ||
+        !cfg->on_done)
+        return cmn_err_set(err, -EINVAL, "objget: missing loop, pool, map, record or callback");
+    if (cfg->window > GW_OBJGET_WINDOW_MAX)
+        return cmn_err_set(err, -EINVAL, "objget window %u above %u", cfg->window,
+                           GW_OBJGET_WINDOW_MAX);
+    const Lode__ObjectRecord *r = cfg->record;
+    if (cfg->offset > r->size || cfg->length > r->size - cfg->offset)
+        return cmn_err_set(err, -ERANGE,
+                           "range %" PRIu64 "+%" PRIu64 " outside an object of %" PRIu64 " bytes",
+                           cfg->offset, cfg->length, r->size);
+    struct gw_objget *g = calloc(1, sizeof(*g));
+    if (!g)
+        return cmn_err_set(err, -ENOMEM, "out of memory");
+    g->cfg = *cfg;
+    if (!g->cfg.window)
+        g->cfg.window = GW_OBJGET_WINDOW_DEFAULT;
+    if (!g->cfg.timeout_ms)
+        g->cfg.timeout_ms = GW_OBJGET_TIMEOUT_DEFAULT;
+    size_t np = r->n_parts ? r->n_parts : 1;
+    g->parts = calloc(np, sizeof(*g->parts));
+    g->jobs = calloc(g->cfg.window, sizeof(*g->jobs));
+    int rc = (!g->parts || !g->jobs) ? cmn_err_set(err, -ENOMEM, "out of memory") : 0;
+    if (rc == 0 && r->n_parts) {
+        uint64_t start = 0;
+        for (size_t i = 0; i < r->n_parts && rc == 0; i++) {
+            const Lode__PartInfo *pi = r->parts[i];
+            if (!pi || pi->size > GW_OBJECT_MAX || start + pi->size > r->size) {
+                rc = cmn_err_set(err, LODE_ECORRUPT, "part %zu exceeds the object's size", i);
+                break;
+            }
+            rc = add_part(g, pi->layout, pi->size, start, err);
+            if (rc)
+                cmn_err_wrap(err, "part %" PRIu32, pi->number);
+            start += pi->size;
+        }
+        if (rc == 0 && start != r->size)
+            rc = cmn_err_set(err, LODE_ECORRUPT, "parts hold %" PRIu64 " of %" PRIu64 " bytes",
+                             start, r->size);
+    } else if (rc == 0) {
+        rc = add_part(g, r->layout, r->size, 0, err);
+    }
+    if (rc == 0)
+        rc = uv_timer_init(cfg->loop, &g->defer);
+    if (rc) {
+        free(g->parts);
+        free(g->jobs);
+        free(g);
+        return rc;
+    }
+    g->defer.data = g;
+    g->map = gw_cluster_map_hold(cfg->map);
+    g->pos = cfg->offset;
+    g->end = cfg->offset + cfg->length;
+    pump(g);
+    kick(g);
+    *out = g;
+    return 0;
+}
+
+void gw_objget_consumed(struct gw_objget *g, size_t len)
+{
+    while (len > 0 && g->nd > 0) {
+        struct job *j = &g->jobs[g->head];
+        size_t left = (size_t)(j->b - j->a) - j->consumed;
+        size_t take = len < left ? len : left;
+        j->consumed += take;
+        len -= take;
+        if (j->consumed < (size_t)(j->b - j->a))
+            break;
+        job_release(g, j);
+        g->head = (g->head + 1) % g->cfg.window;
+        g->count--;
+        g->nd--;
+    }
+    if (g->closed)
+        return;
+    pump(g);
+    if (g->status == 0 && g->nd < g->count &&
+        g->jobs[(g->head + g->nd) % g->cfg.window].complete)
+        kick(g);
+}
+
+void gw_objget_close(struct gw_objget *g)
+{
+    if (!g)
+        return;
+    g->closed = true;
+    uv_timer_stop(&g->defer);
+    maybe_free(g);
+}
+
+void gw_objget_stats(const struct gw_objget *g, struct gw_objget_stats *out)
+{
+    *out = g->st;
+}
