@@ -1,0 +1,213 @@
+/* The S3 request layer: the handler the HTTP server (gateway/server.h) calls, turning each
+ * request into an S3 operation over lode-meta and the data path.
+ *
+ * Per request (struct gw_s3_req, one per HTTP request, owned by this layer):
+ *
+ *   route (s3_route) -> parse auth (sigv4) -> key lookup (gw_keys, async) -> verify
+ *   (constant time) -> bucket check (BUCKET_HEAD: exists, caller owns it) -> the operation's
+ *   handler (s3_bucket.c, s3_object.c, s3_multipart.c) -> response, then end.
+ *
+ * Every response carries x-amz-request-id (the server's request id) and x-amz-id-2; every
+ * refusal is an S3 XML error document (none for HEAD). Anonymous requests are refused
+ * (AccessDenied): every bucket is private to its owner, the user of the access key that
+ * created it; another user gets AccessDenied.
+ *
+ * Bodies: nothing is read before authentication succeeded (so "100 Continue" goes out only
+ * then). A body is decoded by a gw_s3_body pipe: aws-chunked framing and chunk signatures
+ * for the STREAMING-* modes, the x-amz-content-sha256 digest for signed payloads; a failure
+ * there refuses the request and nothing may have been made visible.
+ *
+ * Threading: a gw_s3_ctx is shared by every worker (read-only after gw_s3_ctx_init, apart
+ * from the thread-safe caches it points to); a gw_s3_worker and its requests belong to one
+ * loop thread.
+ */
+#ifndef LODE_GATEWAY_S3_REQUEST_H
+#define LODE_GATEWAY_S3_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/buf.h"
+#include "common/meta_async.h"
+#include "common/rpc.h"
+#include "gateway/cluster.h"
+#include "gateway/config.h"
+#include "gateway/nodepool.h"
+#include "gateway/s3_errdoc.h"
+#include "gateway/s3_route.h"
+#include "gateway/server.h"
+#include "gateway/sigv4.h"
+#include "gateway/sigv4_stream.h"
+#include "gateway/xml.h"
+#include "meta.pb-c.h"
+
+/* ---- process-wide context ---- */
+
+struct gw_s3_ctx {
+    const struct gw_config *cfg;       /* borrowed; outlives the server */
+    struct gw_cluster *cluster;        /* borrowed */
+    struct gw_keys *keys;              /* borrowed */
+    struct gw_route_config route;      /* base domains from cfg */
+    const struct gw_nodepool_metrics *pool_metrics; /* optional */
+    /* The GC collector runs on worker 0's loop when set. */
+    bool run_gc;
+    /* Worker 0 also runs the cluster-map refresher (gw_cluster_start). */
+    bool run_refresher;
+};
+
+/* Fills ctx from a finished configuration and the shared caches (all borrowed). */
+void gw_s3_ctx_init(struct gw_s3_ctx *ctx, const struct gw_config *cfg,
+                    struct gw_cluster *cluster, struct gw_keys *keys);
+
+/* The handler vtable to give the server (gw_server_opts.handler) with handler_data = the
+ * gw_s3_ctx. Its worker_start creates the loop's meta client and node pool (and on worker 0
+ * the refresher and the collector when asked); worker_stop closes them. */
+extern const struct gw_handler gw_s3_handler;
+
+/* ---- per loop ---- */
+
+struct gw_gc;
+struct gw_s3_worker {
+    struct gw_s3_ctx *ctx;
+    unsigned index;
+    uv_loop_t *loop;
+    struct cmn_meta_async *meta;
+    struct gw_nodepool *pool;
+    struct gw_gc *gc;                  /* worker 0 with run_gc */
+    bool refresher;                    /* this loop runs the map refresher */
+};
+
+/* ---- per request (shared by s3_request.c, s3_bucket.c, s3_object.c, s3_multipart.c) ---- */
+
+struct gw_s3_req;
+typedef void (*gw_s3_meta_cb)(struct gw_s3_req *r, const struct cmn_rpc_result *res);
+/* Payload slices of a body, in order; return how many bytes were taken (fewer pauses the
+ * body until gw_s3_body_resume). */
+typedef size_t (*gw_s3_data_cb)(struct gw_s3_req *r, const uint8_t *p, size_t n);
+/* The body ended: GW_S3_OK when complete and verified (signatures, digest), else why not
+ * (err filled). */
+typedef void (*gw_s3_end_cb)(struct gw_s3_req *r, const struct gw_s3_err *err);
+
+struct gw_s3_req {
+    struct gw_req *req;
+    struct gw_s3_worker *w;
+    const struct gw_http_request *http;
+    const struct gw_request_head *head;
+    struct gw_route route;
+    struct gw_sigv4_auth auth;
+    struct gw_keys_req key_req;
+    bool key_pending;                  /* key_req is waiting for meta */
+    uint8_t signing_key[GW_SIGV4_KEY_SIZE];
+    char user[GW_KEY_USER_MAX + 1];    /* the caller (owner of what it creates) */
+    Lode__BucketRecord *bucket;        /* BUCKET_HEAD answer for bucket-level checks */
+    int64_t now_ms;                    /* when the request arrived (wall clock) */
+    bool head_request;
+
+    /* lifecycle */
+    bool cancelled;                    /* the connection is gone */
+    bool ended;
+    unsigned busy;                     /* async calls in flight that hold the request */
+
+    /* body pipe */
+    gw_s3_data_cb on_data;
+    gw_s3_end_cb on_end;
+    bool body_started, body_ended;
+    bool chunked_on;                   /* aws-chunked decoding */
+    struct gw_chunked chunked;
+    bool sha_on;                       /* x-amz-content-sha256 is a digest */
+    struct gw_sigv4_body sha;
+    struct gw_s3_err body_err;         /* first failure while decoding */
+    uint64_t body_limit;               /* collect: the most bytes accepted */
+    struct cmn_buf collected;          /* collect: the whole (decoded) body */
+
+    /* the operation's own state (s3_object.c, s3_multipart.c) */
+    void *op;
+    void (*op_free)(struct gw_s3_req *r);
+    /* Called instead of ending at once when the connection goes away while no meta call is
+     * in flight: the operation stops its own work and ends the request (gw_s3_end). */
+    void (*op_cancel)(struct gw_s3_req *r);
+    unsigned depth;                    /* inside a callback: freeing waits for its return */
+    size_t pending_payload;            /* aws-chunked: payload bytes handed out, not taken */
+};
+
+/* ---- helpers for the operation handlers ---- */
+
+/* Sends an error document (none for HEAD) and ends the request. */
+void gw_s3_fail(struct gw_s3_req *r, const struct gw_s3_err *err);
+/* The same for a code with an optional printf message. */
+void gw_s3_failf(struct gw_s3_req *r, enum gw_s3_error code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Maps a lode status (meta, data path) to the S3 error and fails with the message. */
+void gw_s3_fail_lode(struct gw_s3_req *r, int status, const char *msg);
+/* Answers `status` with the XML document the writer holds (taken) and ends the request;
+ * a writer error gives InternalError. Extra headers may be NULL. */
+void gw_s3_respond_xml(struct gw_s3_req *r, int status, struct gw_xml_w *xw,
+                       const struct gw_header *extra, size_t n_extra);
+/* Answers with headers and no body (Content-Length 0, or none for 204/304) and ends. */
+void gw_s3_respond_empty(struct gw_s3_req *r, int status, const struct gw_header *extra,
+                         size_t n_extra);
+/* Adds x-amz-request-id and x-amz-id-2 after the n headers in h (which must have room for
+ * 2 more); returns the new count. */
+size_t gw_s3_std_headers(struct gw_s3_req *r, struct gw_header *h, size_t n);
+/* Ends the request (finish) and frees its state; for handlers that wrote their response
+ * with gw_req_* themselves. With abort, closes the connection (a failure after the head). */
+void gw_s3_end(struct gw_s3_req *r, bool abort);
+
+/* For the operation's own callbacks that hold the request (r->busy++ when started):
+ * releases one hold; frees the request when it has ended and nothing holds it. */
+void gw_s3_unbusy(struct gw_s3_req *r);
+
+/* Calls lode-meta on the worker's client; cb runs later on the loop, unless the request was
+ * cancelled meanwhile (then the request is ended instead). On a submission failure, fails
+ * the request (cb never runs) and returns false. `msg` is only read during the call. */
+bool gw_s3_meta_call(struct gw_s3_req *r, unsigned method, ProtobufCMessage *msg,
+                     gw_s3_meta_cb cb);
+/* Checks a meta answer to a Command (frame status, then CommandResult.status) and unpacks
+ * the result: NULL after failing the request. Free with lode__command_result__free_unpacked. */
+Lode__CommandResult *gw_s3_command_result(struct gw_s3_req *r, const struct cmn_rpc_result *res);
+/* Unpacks a meta answer of type `desc`; NULL after failing the request. */
+ProtobufCMessage *gw_s3_unpack(struct gw_s3_req *r, const ProtobufCMessageDescriptor *desc,
+                               const struct cmn_rpc_result *res);
+/* Initialises a Command (schema version, now) for op `op_case`. */
+void gw_s3_command_init(struct gw_s3_req *r, Lode__Command *cmd, Lode__Command__OpCase op_case);
+
+/* Starts reading the body through the pipe (decoding, verifying): on_data gets payload, and
+ * on_end the outcome. Sends 100 Continue when asked. Returns false after failing the
+ * request (bad streaming headers). */
+bool gw_s3_body_start(struct gw_s3_req *r, gw_s3_data_cb on_data, gw_s3_end_cb on_end);
+/* Resumes a paused body. */
+void gw_s3_body_resume(struct gw_s3_req *r);
+/* Reads the whole decoded body into r->collected (at most `limit` bytes, else
+ * MaxMessageLengthExceeded / the given error) and calls on_end. */
+bool gw_s3_body_collect(struct gw_s3_req *r, uint64_t limit, gw_s3_end_cb on_end);
+/* The aws-chunked trailer `name` once the body ended, or NULL. */
+const char *gw_s3_body_trailer(struct gw_s3_req *r, const char *name);
+/* The decoded length the body will have: x-amz-decoded-content-length for aws-chunked,
+ * Content-Length otherwise; -1 when unknown (chunked transfer without it). */
+int64_t gw_s3_body_length(const struct gw_s3_req *r);
+
+/* "/bucket" or "/bucket/key" for Location headers and documents, into out (cap bytes). */
+void gw_s3_resource(const struct gw_s3_req *r, char *out, size_t cap);
+/* The owner element of this request's user. */
+struct gw_owner gw_s3_owner(const struct gw_s3_req *r);
+
+/* ---- operations (each ends the request, sooner or later) ---- */
+
+void gw_s3_bucket_op(struct gw_s3_req *r);     /* s3_bucket.c: bucket-level operations */
+void gw_s3_object_op(struct gw_s3_req *r);     /* s3_object.c: object operations */
+void gw_s3_multipart_op(struct gw_s3_req *r);  /* s3_multipart.c: multipart operations */
+/* The standard content headers stored with an object and returned on reads. */
+#define GW_S3_STD_OBJECT_HEADERS 5
+extern const char *const gw_s3_std_object_headers[GW_S3_STD_OBJECT_HEADERS];
+
+/* Data-path writes (s3_put.c): PutObject, CopyObject, UploadPart and
+ * UploadPartCopy. */
+void gw_s3_put_object(struct gw_s3_req *r);
+void gw_s3_copy_object(struct gw_s3_req *r);
+void gw_s3_upload_part(struct gw_s3_req *r);
+/* Whether the operation is one of s3_multipart.c's. */
+bool gw_s3_is_multipart_op(enum gw_s3_op op);
+
+#endif

@@ -1,0 +1,396 @@
+#!/bin/bash
+# lode-gateway end to end: 3 lode-meta replicas, 6 lode-nodes and a gateway started by
+# ops/quickstart.sh from the build tree, driven by a SigV4 client written here on Python's
+# standard library (hashlib, hmac, http.client; the signing steps of the AWS SigV4
+# documentation) and by curl for unsigned requests: buckets, small and 20 MiB objects
+# byte-compared, ranges, listings with prefix and delimiter over 300 keys, a multipart
+# upload, deletes, and the refusals of unsigned and wrongly signed requests. Expected ETags
+# come from md5sum, expected bytes from the files sent.
+srcdir=${LODE_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+builddir=$(cd "${LODE_BUILDDIR:-.}" && pwd)
+. "$srcdir/tests/lib/tap.sh"
+
+CURL=/usr/bin/curl
+PY=/usr/bin/python3
+for b in lode-meta lode-node lode-gateway lodectl; do
+    [ -x "$builddir/$b" ] || tap_bail "$builddir/$b not built"
+done
+[ -x "$CURL" ] || tap_skip_all "no /usr/bin/curl"
+[ -x "$PY" ] || tap_skip_all "no /usr/bin/python3"
+
+tmp=$(mktemp -d "${TEST_TMPDIR:-/tmp}/test_gw_s3.XXXXXX") || tap_bail "mktemp"
+export LODE_QUICKSTART_DIR=$tmp/cluster
+export LODE_QUICKSTART_BUILDDIR=$builddir
+export LODE_QUICKSTART_NOBUILD=1
+# A base port per run, below the ephemeral range, so that parallel runs and outgoing
+# connections do not collide; another one is tried when a port is taken all the same.
+export LODE_QUICKSTART_PORT=$((10000 + ($$ % 200) * 100))
+cleanup() {
+    "$srcdir/ops/quickstart.sh" stop >/dev/null 2>&1
+    if tap_failed; then
+        for f in "$LODE_QUICKSTART_DIR"/gateway/*.log; do
+            [ -f "$f" ] && { diag "--- $f"; tail -n 30 "$f" | while IFS= read -r l; do diag "$l"; done; }
+        done
+        diag "kept $tmp"
+    else
+        rm -rf "$tmp"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+try=0
+until "$srcdir/ops/quickstart.sh" start >"$tmp/quickstart.log" 2>&1; do
+    try=$((try + 1))
+    if [ $try -ge 3 ]; then
+        while IFS= read -r l; do diag "$l"; done <"$tmp/quickstart.log"
+        tap_bail "quickstart failed"
+    fi
+    "$srcdir/ops/quickstart.sh" wipe >/dev/null 2>&1
+    LODE_QUICKSTART_PORT=$((10000 + (($$ + try * 67) % 200) * 100))
+done
+ok 0 "quickstart brings up meta, nodes and the gateway"
+out=$(cat "$tmp/quickstart.log")
+like "$out" "aws --endpoint-url http://127.0.0.1:[0-9]+ s3 cp" "quickstart prints an aws command line"
+. "$LODE_QUICKSTART_DIR/credentials"
+export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+[ -n "$AWS_ACCESS_KEY_ID" ] && [ -n "$AWS_SECRET_ACCESS_KEY" ]
+ok $? "quickstart created a user with credentials"
+ep="http://127.0.0.1:$((LODE_QUICKSTART_PORT + 500))"
+
+# The signer: s3req.py METHOD URL BODYFILE|- OUTBODY OUTHEADERS [Header:value]...
+# Prints the status. The payload is signed (its SHA-256 in x-amz-content-sha256).
+cat >"$tmp/s3req.py" <<'PYEOF'
+import datetime, hashlib, hmac, http.client, os, sys, urllib.parse
+method, url, src, out_body, out_headers = sys.argv[1:6]
+extra = [h.split(":", 1) for h in sys.argv[6:]]
+ak, sk = os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]
+region = "us-east-1"
+def send(c, method, url, data):
+    u = urllib.parse.urlsplit(url)
+    now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(
+        seconds=int(os.environ.get("S3REQ_AGE", "0")))  # a client with a slow clock
+    amzdate, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    payload = hashlib.sha256(data).hexdigest()
+    trailer = os.environ.get("S3REQ_CRC32_TRAILER")
+    if trailer is not None:
+        # aws-chunked, unsigned, with a CRC32 trailer (zlib's CRC-32 is S3's CRC32): the value
+        # given, or the right one when "".
+        import base64, zlib
+        crc = trailer or base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+        n = len(data)
+        data = (b"%x\r\n" % n + data + b"\r\n" if n else b"") + b"0\r\nx-amz-checksum-crc32:" + crc.encode() + b"\r\n\r\n"
+        payload = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+    headers = {"host": u.netloc, "x-amz-date": amzdate, "x-amz-content-sha256": payload}
+    if trailer is not None:
+        headers.update({"content-encoding": "aws-chunked", "x-amz-decoded-content-length": str(n),
+                        "x-amz-trailer": "x-amz-checksum-crc32"})
+    for k, v in extra:
+        headers[k.strip().lower()] = v.strip()
+    payload = headers["x-amz-content-sha256"]  # a caller's override is signed as sent
+    def enc(s):
+        return urllib.parse.quote(s, safe="-_.~")
+    params = urllib.parse.parse_qsl(u.query, keep_blank_values=True)
+    cq = "&".join(enc(k) + "=" + enc(v) for k, v in sorted(params))
+    names = sorted(headers)
+    ch = "".join(n + ":" + headers[n] + "\n" for n in names)
+    sh = ";".join(names)
+    creq = "\n".join([method, u.path, cq, ch, sh, payload])
+    scope = day + "/" + region + "/s3/aws4_request"
+    sts = "\n".join(["AWS4-HMAC-SHA256", amzdate, scope, hashlib.sha256(creq.encode()).hexdigest()])
+    def h(k, m):
+        return hmac.new(k, m.encode(), hashlib.sha256).digest()
+    key = h(h(h(h(("AWS4" + sk).encode(), day), region), "s3"), "aws4_request")
+    sig = hmac.new(key, sts.encode(), hashlib.sha256).hexdigest()
+    headers["authorization"] = "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s" % (ak, scope, sh, sig)
+    target = u.path + ("?" + u.query if u.query else "")
+    c.request(method, target, body=data if (data or method in ("PUT", "POST")) else None, headers=headers)
+    r = c.getresponse()
+    return r
+
+def presign(url, expires, age):
+    # A presigned GET made `age` seconds ago, valid for `expires` seconds.
+    u = urllib.parse.urlsplit(url)
+    now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=age)
+    amzdate, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    scope = day + "/" + region + "/s3/aws4_request"
+    q = {"X-Amz-Algorithm": "AWS4-HMAC-SHA256", "X-Amz-Credential": ak + "/" + scope,
+         "X-Amz-Date": amzdate, "X-Amz-Expires": str(expires), "X-Amz-SignedHeaders": "host"}
+    enc = lambda s: urllib.parse.quote(s, safe="-_.~")
+    cq = "&".join(enc(k) + "=" + enc(v) for k, v in sorted(q.items()))
+    creq = "\n".join(["GET", u.path, cq, "host:" + u.netloc + "\n", "host", "UNSIGNED-PAYLOAD"])
+    sts = "\n".join(["AWS4-HMAC-SHA256", amzdate, scope, hashlib.sha256(creq.encode()).hexdigest()])
+    h = lambda k, m: hmac.new(k, m.encode(), hashlib.sha256).digest()
+    key = h(h(h(h(("AWS4" + sk).encode(), day), region), "s3"), "aws4_request")
+    sig = hmac.new(key, sts.encode(), hashlib.sha256).hexdigest()
+    return url + "?" + cq + "&X-Amz-Signature=" + sig
+
+if method == "PRESIGN":
+    print(presign(url, int(src), int(out_body)))
+    sys.exit(0)
+u0 = urllib.parse.urlsplit(url)
+c = http.client.HTTPConnection(u0.netloc, timeout=120)
+if method == "PUTMANY":
+    # src: lines "path<TAB>content"; one connection; prints how many were not 200.
+    bad = 0
+    for line in open(src).read().splitlines():
+        path, content = line.split("\t", 1)
+        r = send(c, "PUT", url + path, content.encode())
+        r.read()
+        bad += r.status != 200
+    print(bad)
+    sys.exit(0)
+r = send(c, method, url, b"" if src == "-" else open(src, "rb").read())
+body = r.read()
+open(out_body, "wb").write(body)
+with open(out_headers, "w") as f:
+    for k, v in r.getheaders():
+        f.write("%s: %s\n" % (k, v))
+print(r.status)
+PYEOF
+
+# s3 METHOD PATH [BODYFILE [Header:value...]]: a signed request; sets $code and $body.
+s3() {
+    m=$1; p=$2; src=${3:--}
+    [ $# -ge 3 ] && shift 3 || shift $#
+    code=$("$PY" "$tmp/s3req.py" "$m" "$ep$p" "$src" "$tmp/body" "$tmp/headers" "$@")
+    body=$(tr -d '\0' <"$tmp/body" 2>/dev/null)
+}
+header() { tr -d '\r' <"$tmp/headers" | sed -n "s/^$1: //Ip" | tail -n 1; }
+
+# ---- refusals ----
+code=$("$CURL" -s -o "$tmp/body" -w '%{http_code}' "$ep/")
+is "$code" 403 "an unsigned request is refused with 403"
+like "$(cat "$tmp/body")" "<Code>AccessDenied</Code>" "... as AccessDenied"
+code=$(AWS_SECRET_ACCESS_KEY=wrong-secret-wrong-secret "$PY" "$tmp/s3req.py" GET "$ep/" - \
+    "$tmp/body" "$tmp/headers")
+is "$code" 403 "a wrongly signed request is refused with 403"
+like "$(cat "$tmp/body")" "<Code>SignatureDoesNotMatch</Code>" "... as SignatureDoesNotMatch"
+code=$(AWS_ACCESS_KEY_ID=LODENOSUCHKEY0000000 "$PY" "$tmp/s3req.py" GET "$ep/" - \
+    "$tmp/body" "$tmp/headers")
+like "$(cat "$tmp/body")" "<Code>InvalidAccessKeyId</Code>" "an unknown access key is InvalidAccessKeyId"
+
+# ---- buckets ----
+s3 GET /
+is "$code" 200 "ListBuckets answers 200"
+like "$body" "<ListAllMyBucketsResult" "... with a bucket list"
+like "$(header x-amz-request-id)" "^[0-9a-f]{16}$" "responses carry x-amz-request-id"
+s3 PUT /lode-test
+is "$code" 200 "CreateBucket answers 200"
+s3 PUT /lode-test
+like "$body" "<Code>BucketAlreadyOwnedByYou</Code>" "creating it again: BucketAlreadyOwnedByYou"
+s3 HEAD /lode-test
+is "$code" 200 "HeadBucket answers 200"
+s3 HEAD /no-such-bucket-here
+is "$code" 404 "HeadBucket of a missing bucket answers 404"
+s3 GET /
+like "$body" "<Name>lode-test</Name>" "ListBuckets shows the new bucket"
+s3 GET "/lode-test?location"
+like "$body" "<LocationConstraint" "GetBucketLocation answers"
+s3 PUT /Bad_Name
+like "$body" "<Code>InvalidBucketName</Code>" "an invalid bucket name is refused"
+
+# ---- small object ----
+printf 'hello, lode\n' >"$tmp/small"
+s3 PUT /lode-test/dir/hello.txt "$tmp/small" "Content-Type: text/plain" "x-amz-meta-color: blue"
+is "$code" 200 "PutObject of a small object answers 200"
+want=$(md5sum <"$tmp/small" | cut -d' ' -f1)
+is "$(header ETag)" "\"$want\"" "its ETag is the MD5 of the bytes"
+s3 GET /lode-test/dir/hello.txt
+is "$code" 200 "GetObject answers 200"
+cmp -s "$tmp/body" "$tmp/small"
+ok $? "GetObject returns the same bytes"
+is "$(header Content-Type)" "text/plain" "Content-Type is kept"
+is "$(header x-amz-meta-color)" "blue" "user metadata is kept"
+s3 HEAD /lode-test/dir/hello.txt
+is "$code" 200 "HeadObject answers 200"
+is "$(header Content-Length)" "12" "HeadObject gives the length"
+s3 GET /lode-test/dir/hello.txt - "If-None-Match: \"$want\""
+is "$code" 304 "If-None-Match with the ETag gives 304"
+purl=$("$PY" "$tmp/s3req.py" PRESIGN "$ep/lode-test/dir/hello.txt" 600 0 -)
+code=$("$CURL" -s -o "$tmp/body" -w '%{http_code}' "$purl")
+is "$code" 200 "a presigned GET answers 200"
+cmp -s "$tmp/body" "$tmp/small"
+ok $? "... with the object's bytes"
+purl=$("$PY" "$tmp/s3req.py" PRESIGN "$ep/lode-test/dir/hello.txt" 60 120 -)
+code=$("$CURL" -s -o "$tmp/body" -w '%{http_code}' "$purl")
+is "$code" 403 "an expired presigned GET is refused with 403"
+like "$(cat "$tmp/body")" "<Code>AccessDenied</Code>" "... as AccessDenied"
+code=$("$CURL" -s -o "$tmp/body" -w '%{http_code}' "${purl%?????}00000")
+like "$(cat "$tmp/body")" "<Code>(SignatureDoesNotMatch|AccessDenied)</Code>" "a presigned URL with a changed signature is refused"
+S3REQ_AGE=3600 s3 GET /
+like "$body" "<Code>RequestTimeTooSkewed</Code>" "a request signed an hour ago is RequestTimeTooSkewed"
+s3 GET /lode-test/nothing-here
+is "$code" 404 "a missing key answers 404"
+like "$body" "<Code>NoSuchKey</Code>" "... as NoSuchKey"
+
+# ---- 20 MiB object, ranges ----
+head -c $((20 << 20)) /dev/urandom >"$tmp/big"
+s3 PUT /lode-test/big.bin "$tmp/big"
+is "$code" 200 "PutObject of 20 MiB answers 200"
+is "$(header ETag)" "\"$(md5sum <"$tmp/big" | cut -d' ' -f1)\"" "its ETag is the MD5 of the bytes"
+s3 GET /lode-test/big.bin
+cmp -s "$tmp/body" "$tmp/big"
+ok $? "GetObject returns the 20 MiB byte for byte"
+s3 GET /lode-test/big.bin - "Range: bytes=1048570-3145739"
+is "$code" 206 "a ranged GET answers 206"
+tail -c +1048571 "$tmp/big" | head -c 2097170 >"$tmp/slice"
+cmp -s "$tmp/body" "$tmp/slice"
+ok $? "the range holds the right bytes (crossing stripe boundaries)"
+is "$(header Content-Range)" "bytes 1048570-3145739/20971520" "Content-Range is right"
+s3 GET /lode-test/big.bin - "Range: bytes=30000000-"
+is "$code" 416 "a range past the end answers 416"
+
+# ---- checksums and digests: a mismatch stores nothing ----
+head -c 100000 /dev/urandom >"$tmp/hundred"
+want_crc=$("$PY" -c 'import base64,sys,zlib; print(base64.b64encode(zlib.crc32(open(sys.argv[1],"rb").read()).to_bytes(4,"big")).decode())' "$tmp/hundred")
+S3REQ_CRC32_TRAILER= s3 PUT /lode-test/trailer.bin "$tmp/hundred"
+is "$code" 200 "an aws-chunked upload with a CRC32 trailer answers 200"
+is "$(header x-amz-checksum-crc32)" "$want_crc" "... and returns the CRC32 zlib computes"
+s3 GET /lode-test/trailer.bin - "x-amz-checksum-mode: ENABLED"
+cmp -s "$tmp/body" "$tmp/hundred"
+ok $? "the aws-chunked upload reads back byte for byte"
+is "$(header x-amz-checksum-crc32)" "$want_crc" "GetObject with checksum mode returns the stored CRC32"
+S3REQ_CRC32_TRAILER=AAAAAA== s3 PUT /lode-test/badtrailer.bin "$tmp/hundred"
+is "$code" 400 "a wrong CRC32 trailer is refused with 400"
+like "$body" "<Code>BadDigest</Code>" "... as BadDigest"
+s3 PUT /lode-test/badmd5.bin "$tmp/hundred" "Content-MD5: AAAAAAAAAAAAAAAAAAAAAA=="
+like "$body" "<Code>BadDigest</Code>" "a wrong Content-MD5 is BadDigest"
+s3 PUT /lode-test/badsha.bin "$tmp/hundred" \
+    "x-amz-content-sha256: 0000000000000000000000000000000000000000000000000000000000000000"
+like "$body" "<Code>XAmzContentSHA256Mismatch</Code>" "a wrong payload digest is XAmzContentSHA256Mismatch"
+s3 GET "/lode-test?list-type=2&prefix=bad"
+like "$body" "<KeyCount>0</KeyCount>" "none of the refused uploads is visible"
+s3 PUT "/lode-test/a/../b" "$tmp/small"
+is "$code" 400 "a key with a '..' segment is refused"
+s3 PUT /lode-test/cond.txt "$tmp/small" "If-None-Match: *"
+is "$code" 200 "PutObject with If-None-Match: * creates"
+s3 PUT /lode-test/cond.txt "$tmp/small" "If-None-Match: *"
+is "$code" 412 "... and refuses to overwrite (412)"
+
+# ---- copies ----
+s3 PUT /lode-test/copy.bin - "x-amz-copy-source: /lode-test/big.bin"
+is "$code" 200 "CopyObject answers 200"
+like "$body" "<CopyObjectResult" "... with a CopyObjectResult"
+like "$body" "$(md5sum <"$tmp/big" | cut -d' ' -f1)" "... naming the ETag of the bytes"
+s3 GET /lode-test/copy.bin
+cmp -s "$tmp/body" "$tmp/big"
+ok $? "the copy reads back byte for byte"
+s3 PUT /lode-test/copy2.txt - "x-amz-copy-source: /lode-test/dir/hello.txt" \
+    "x-amz-metadata-directive: REPLACE" "x-amz-meta-color: red"
+s3 HEAD /lode-test/copy2.txt
+is "$(header x-amz-meta-color)" "red" "a copy with REPLACE takes the new metadata"
+s3 PUT /lode-test/copy3.txt - "x-amz-copy-source: /lode-test/nothing-here"
+is "$code" 404 "copying a missing source answers 404"
+
+# ---- listing over 300 keys ----
+for d in 0 1 2 3 4 5 6 7 8 9; do
+    for i in $(seq -w 0 29); do printf '/lode-test/list/d%s/k%s\t%s%s\n' $d $i $d $i; done
+done >"$tmp/many"
+bad=$("$PY" "$tmp/s3req.py" PUTMANY "$ep" "$tmp/many" /dev/null /dev/null)
+is "$bad" 0 "300 small objects stored"
+s3 GET "/lode-test?list-type=2&prefix=list/&delimiter=/"
+is "$(printf '%s' "$body" | grep -o '<CommonPrefixes>' | wc -l)" 10 "ListObjectsV2 with a delimiter: 10 common prefixes"
+like "$body" "<Prefix>list/d3/</Prefix>" "... named by their prefix"
+s3 GET "/lode-test?list-type=2&prefix=list/d4/"
+like "$body" "<KeyCount>30</KeyCount>" "ListObjectsV2 with a prefix: 30 keys"
+s3 GET "/lode-test?list-type=2&prefix=list/&max-keys=100"
+like "$body" "<IsTruncated>true</IsTruncated>" "a page of 100 of 300 is truncated"
+tok=$(printf '%s' "$body" | sed -n 's/.*<NextContinuationToken>\([^<]*\)<.*/\1/p')
+seen=$(printf '%s' "$body" | grep -o '<Key>' | wc -l)
+pages=1
+while [ -n "$tok" ] && [ $pages -lt 10 ]; do
+    s3 GET "/lode-test?list-type=2&prefix=list/&max-keys=100&continuation-token=$tok"
+    seen=$((seen + $(printf '%s' "$body" | grep -o '<Key>' | wc -l)))
+    tok=$(printf '%s' "$body" | sed -n 's/.*<NextContinuationToken>\([^<]*\)<.*/\1/p')
+    pages=$((pages + 1))
+done
+is "$seen" 300 "continuation tokens walk all 300 keys"
+s3 GET "/lode-test?prefix=list/d9/&marker=list/d9/k10"
+is "$(printf '%s' "$body" | grep -o '<Key>' | wc -l | tr -d ' ')" 19 "ListObjects v1 starts after the marker"
+
+# ---- multipart ----
+head -c $((5 << 20)) /dev/urandom >"$tmp/p1"
+head -c $((1 << 20)) /dev/urandom >"$tmp/p2"
+s3 POST "/lode-test/mp.bin?uploads"
+is "$code" 200 "CreateMultipartUpload answers 200"
+uid=$(printf '%s' "$body" | sed -n 's/.*<UploadId>\([^<]*\)<.*/\1/p')
+[ -n "$uid" ]
+ok $? "... with an upload id"
+s3 PUT "/lode-test/mp.bin?partNumber=1&uploadId=$uid" "$tmp/p1"
+is "$code" 200 "UploadPart 1 answers 200"
+e1=$(header ETag)
+s3 PUT "/lode-test/mp.bin?partNumber=2&uploadId=$uid" "$tmp/p2"
+is "$code" 200 "UploadPart 2 answers 200"
+e2=$(header ETag)
+s3 GET "/lode-test/mp.bin?uploadId=$uid"
+is "$(printf '%s' "$body" | grep -o '<Part>' | wc -l | tr -d ' ')" 2 "ListParts shows two parts"
+s3 GET "/lode-test?uploads"
+like "$body" "<UploadId>$uid</UploadId>" "ListMultipartUploads shows the upload"
+printf '<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>%s</ETag></Part><Part><PartNumber>2</PartNumber><ETag>%s</ETag></Part></CompleteMultipartUpload>' \
+    "$e1" "$e2" >"$tmp/complete.xml"
+s3 POST "/lode-test/mp.bin?uploadId=$uid" "$tmp/complete.xml"
+is "$code" 200 "CompleteMultipartUpload answers 200"
+# The multipart ETag: MD5 of the parts' binary MD5s, then "-2".
+want=$( { md5sum <"$tmp/p1" | cut -d' ' -f1 | xxd -r -p; md5sum <"$tmp/p2" | cut -d' ' -f1 | xxd -r -p; } | md5sum | cut -d' ' -f1)
+like "$body" "<ETag>(&quot;|\")$want-2(&quot;|\")</ETag>" "the multipart ETag is S3's"
+cat "$tmp/p1" "$tmp/p2" >"$tmp/mp"
+s3 GET /lode-test/mp.bin
+cmp -s "$tmp/body" "$tmp/mp"
+ok $? "the assembled object reads back byte for byte"
+s3 GET "/lode-test/mp.bin?partNumber=2"
+cmp -s "$tmp/body" "$tmp/p2"
+ok $? "GetObject with partNumber=2 returns the second part"
+s3 POST "/lode-test/mpc.bin?uploads"
+uid3=$(printf '%s' "$body" | sed -n 's/.*<UploadId>\([^<]*\)<.*/\1/p')
+s3 PUT "/lode-test/mpc.bin?partNumber=1&uploadId=$uid3" - "x-amz-copy-source: /lode-test/big.bin" \
+    "x-amz-copy-source-range: bytes=1000-5243879"
+is "$code" 200 "UploadPartCopy of a 5 MiB range answers 200"
+like "$body" "<CopyPartResult" "... with a CopyPartResult"
+c1=$(printf '%s' "$body" | sed -n 's/.*<ETag>\([^<]*\)<.*/\1/p' | sed 's/&quot;/"/g')
+s3 PUT "/lode-test/mpc.bin?partNumber=2&uploadId=$uid3" "$tmp/p2"
+c2=$(header ETag)
+printf '<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>%s</ETag></Part><Part><PartNumber>2</PartNumber><ETag>%s</ETag></Part></CompleteMultipartUpload>' \
+    "$c1" "$c2" >"$tmp/complete.xml"
+s3 POST "/lode-test/mpc.bin?uploadId=$uid3" "$tmp/complete.xml"
+is "$code" 200 "completing an upload with a copied part answers 200"
+{ tail -c +1001 "$tmp/big" | head -c 5242880; cat "$tmp/p2"; } >"$tmp/mpc"
+s3 GET /lode-test/mpc.bin
+cmp -s "$tmp/body" "$tmp/mpc"
+ok $? "the object with a copied part reads back byte for byte"
+s3 POST "/lode-test/x.bin?uploads"
+uid2=$(printf '%s' "$body" | sed -n 's/.*<UploadId>\([^<]*\)<.*/\1/p')
+s3 DELETE "/lode-test/x.bin?uploadId=$uid2"
+is "$code" 204 "AbortMultipartUpload answers 204"
+
+# ---- deletes ----
+s3 DELETE /lode-test
+is "$code" 409 "deleting a bucket with objects: 409"
+like "$body" "<Code>BucketNotEmpty</Code>" "... BucketNotEmpty"
+{
+    printf '<Delete><Quiet>true</Quiet>'
+    for d in 0 1 2 3 4 5 6 7 8 9; do for i in $(seq -w 0 29); do printf '<Object><Key>list/d%s/k%s</Key></Object>' $d $i; done; done
+    printf '</Delete>'
+} >"$tmp/delete.xml"
+s3 POST "/lode-test?delete" "$tmp/delete.xml"
+is "$code" 200 "DeleteObjects of 300 keys answers 200"
+s3 GET "/lode-test?list-type=2&prefix=list/"
+like "$body" "<KeyCount>0</KeyCount>" "... and they are gone"
+for k in dir/hello.txt big.bin mp.bin mpc.bin copy.bin copy2.txt trailer.bin cond.txt; do
+    s3 DELETE "/lode-test/$k"
+    [ "$code" = 204 ] || diag "DELETE $k: $code $body"
+done
+s3 GET /lode-test/big.bin
+is "$code" 404 "a deleted object answers 404"
+s3 DELETE /lode-test
+is "$code" 204 "DeleteBucket of the emptied bucket answers 204"
+s3 GET /
+unlike "$body" "<Name>lode-test</Name>" "ListBuckets no longer shows it"
+
+# A graceful stop, and nothing the sanitizers (in sanitized builds) had to say.
+"$srcdir/ops/quickstart.sh" stop >/dev/null 2>&1
+out=$(cat "$LODE_QUICKSTART_DIR/gateway/stdout.log" 2>/dev/null)
+unlike "$out" "Sanitizer|runtime error" "lode-gateway stopped without sanitizer reports"
+like "$(tail -n 1 "$LODE_QUICKSTART_DIR/gateway/lode-gateway.log")" "stopped" "lode-gateway stopped on SIGTERM"
+
+tap_done
