@@ -57,7 +57,7 @@ build() {
         return 0
     fi
     echo "quickstart: checking dependencies"
-    "$top/ops/setup-deps.sh" >"$state/setup-deps.log" 2>&1 ||
+    "$top/ops/setup-deps.sh" --aws-cli >"$state/setup-deps.log" 2>&1 ||
         { tail -n 20 "$state/setup-deps.log" >&2; die "installing dependencies failed (log: $state/setup-deps.log)"; }
     echo "quickstart: building in $builddir"
     (

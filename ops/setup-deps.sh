@@ -5,6 +5,8 @@
 set -eu
 
 # ==== test clients (optional; ops/check.sh asks for them, ops/quickstart.sh never does) ====
+#   --aws-cli       also install awscli (Debian's), so the command lines ops/quickstart.sh
+#                   prints work as they are
 #   --test-clients  also install the Debian packages the real-client suites drive
 #                   (tests/integration/test_s3c_*.sh): awscli s3cmd rclone python3-boto3, and
 #                   npm when no npm is on the PATH
@@ -13,8 +15,10 @@ set -eu
 #                   node >= 20 from the npm package node-linux-<arch>@22 (Debian 12 ships 18),
 #                   in $LODE_TEST_NPM_DIR (default ~/.cache/lode-test-npm); reused when present
 test_clients=0
+aws_cli=0
 for arg in "$@"; do
     case "$arg" in
+    --aws-cli) aws_cli=1 ;;
     --test-clients) test_clients=1 ;;
     --test-npm)
         npm_dir=${LODE_TEST_NPM_DIR:-$HOME/.cache/lode-test-npm}
@@ -138,6 +142,13 @@ esac
 raft_ok || { echo "setup-deps: raft >= 0.22.1 still missing" >&2; exit 1; }
 llhttp_ok || { echo "setup-deps: llhttp >= 9.2 still missing" >&2; exit 1; }
 isal_ok || { echo "setup-deps: ISA-L >= 2.31 still missing" >&2; exit 1; }
+
+# ==== awscli (--aws-cli): what quickstart's printed command lines use ====
+if [ "$aws_cli" = 1 ] && ! dpkg-query -W -f='${Status}' awscli 2>/dev/null | grep -q "install ok installed"; then
+    echo "setup-deps: installing awscli"
+    apt_update
+    apt-get install -y -q --no-install-recommends awscli
+fi
 
 # ==== test clients (--test-clients): the Debian packages of the real-client suites ====
 if [ "$test_clients" = 1 ]; then
