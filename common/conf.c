@@ -1021,3 +1021,85 @@ void cmn_conf_warn_secret(const char *ctx, const char *inline_secret, const char
         LOG_WARN(ctx, "cluster-secret is set inline in the configuration; prefer "
                  "cluster-secret-file so the secret stays out of config files and backups");
 }
+
+void cmn_conf_list_free(char **v, size_t n)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+int cmn_conf_split_list(const char *key, const char *s, size_t max, bool fold_case,
+                        char ***out, size_t *n, struct cmn_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (!s || !*s)
+        return cmn_err_set(err, LODE_ECONFIG, "%s is empty", key);
+    size_t count = 1;
+    for (const char *p = s; *p; p++)
+        count += *p == ',';
+    if (count > max)
+        return cmn_err_set(err, LODE_ECONFIG, "%s lists %zu entries; at most %zu are allowed",
+                           key, count, max);
+    char **v = calloc(count, sizeof(*v));
+    if (!v)
+        return cmn_err_set(err, -ENOMEM, "out of memory");
+    size_t k = 0;
+    for (const char *p = s;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        /* Configs are written by hand: tolerate blanks around entries. */
+        while (len && isblank((unsigned char)*p)) {
+            p++;
+            len--;
+        }
+        while (len && isblank((unsigned char)p[len - 1]))
+            len--;
+        if (len == 0) {
+            cmn_conf_list_free(v, k);
+            return cmn_err_set(err, LODE_ECONFIG, "%s: entry %zu is empty", key, k + 1);
+        }
+        v[k] = strndup(p, len);
+        if (!v[k]) {
+            cmn_conf_list_free(v, k);
+            return cmn_err_set(err, -ENOMEM, "out of memory");
+        }
+        for (size_t j = 0; j < k; j++) {
+            /* A duplicate is almost always a typo for another entry. */
+            if ((fold_case ? strcasecmp(v[j], v[k]) : strcmp(v[j], v[k])) == 0) {
+                int rc = cmn_err_set(err, LODE_ECONFIG, "%s lists '%s' twice (entries %zu and "
+                                     "%zu)", key, v[k], j + 1, k + 1);
+                cmn_conf_list_free(v, k + 1);
+                return rc;
+            }
+        }
+        k++;
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    *out = v;
+    *n = k;
+    return 0;
+}
+
+int cmn_conf_check_addr_list(const char *key, const char *s, size_t max, struct cmn_err *err)
+{
+    char **v;
+    size_t n;
+    int rc = cmn_conf_split_list(key, s, max, true, &v, &n, err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char host[CMN_CONF_ADDR_MAX];
+        uint16_t port = 0;
+        if (strlen(v[i]) >= CMN_CONF_ADDR_MAX ||
+            cmn_addr_split(v[i], host, sizeof(host), &port) || port == 0)
+            rc = cmn_err_set(err, LODE_ECONFIG,
+                             "%s: '%s' is not host:port (an IPv4 address or a host name, and "
+                             "a port)", key, v[i]);
+    }
+    cmn_conf_list_free(v, n);
+    return rc;
+}

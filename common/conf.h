@@ -10,6 +10,7 @@
 #ifndef LODE_COMMON_CONF_H
 #define LODE_COMMON_CONF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -88,6 +89,20 @@ int cmn_conf_cli_finish(const struct cmn_conf_opt *table, void *cfg, const char 
 
 /* Splits "host:port" into host (copied into host_out) and port. Returns 0 or -EINVAL. */
 int cmn_addr_split(const char *addr, char *host_out, size_t host_size, uint16_t *port);
+
+/* Splits a comma-separated list written by hand (entries trimmed of blanks) into a malloc'd
+ * array of malloc'd strings (*out; free with cmn_conf_list_free). Empty entries, more than
+ * `max` entries and duplicates (compared ignoring case when fold_case: host names) are
+ * refused: LODE_ECONFIG naming `key` and the entry; -ENOMEM. On failure *out is NULL. */
+int cmn_conf_split_list(const char *key, const char *s, size_t max, bool fold_case,
+                        char ***out, size_t *n, struct cmn_err *err);
+void cmn_conf_list_free(char **v, size_t n);
+
+/* A list of 1..max distinct host:port addresses, each with a port and shorter than
+ * CMN_CONF_ADDR_MAX (the `meta` key of every daemon). Returns 0 or LODE_ECONFIG naming `key`
+ * and the entry. */
+#define CMN_CONF_ADDR_MAX 256
+int cmn_conf_check_addr_list(const char *key, const char *s, size_t max, struct cmn_err *err);
 
 /* The cluster secret every daemon takes from its `cluster-secret` / `cluster-secret-file`
  * keys (pass the two values; NULL = unset). Exactly one must be set; the file is read whole

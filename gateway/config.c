@@ -144,87 +144,6 @@ const struct cmn_conf_opt gw_conf_table[] = {
     {0},
 };
 
-static void list_free(char **v, size_t n)
-{
-    if (!v)
-        return;
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
-/* Comma-separated, hand-written: blanks around entries are tolerated; empty entries and
- * duplicates are refused (a duplicate is almost always a typo for another entry). */
-static int split_list(const char *key, const char *s, size_t max, char ***out, size_t *n,
-                      struct cmn_err *err)
-{
-    *out = NULL;
-    *n = 0;
-    size_t count = 1;
-    for (const char *p = s; *p; p++)
-        count += *p == ',';
-    if (count > max)
-        return cmn_err_set(err, LODE_ECONFIG, "%s lists %zu entries; at most %zu are allowed",
-                           key, count, max);
-    char **v = calloc(count, sizeof(*v));
-    if (!v)
-        return cmn_err_set(err, -ENOMEM, "out of memory");
-    size_t k = 0;
-    for (const char *p = s;;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        while (len && isblank((unsigned char)*p)) {
-            p++;
-            len--;
-        }
-        while (len && isblank((unsigned char)p[len - 1]))
-            len--;
-        if (len == 0) {
-            list_free(v, k);
-            return cmn_err_set(err, LODE_ECONFIG, "%s: entry %zu is empty", key, k + 1);
-        }
-        v[k] = strndup(p, len);
-        if (!v[k]) {
-            list_free(v, k);
-            return cmn_err_set(err, -ENOMEM, "out of memory");
-        }
-        for (size_t j = 0; j < k; j++) {
-            if (strcasecmp(v[j], v[k]) == 0) {
-                int rc = cmn_err_set(err, LODE_ECONFIG,
-                                     "%s lists '%s' twice (entries %zu and %zu)", key, v[k],
-                                     j + 1, k + 1);
-                list_free(v, k + 1);
-                return rc;
-            }
-        }
-        k++;
-        if (!comma)
-            break;
-        p = comma + 1;
-    }
-    *out = v;
-    *n = k;
-    return 0;
-}
-
-static int check_meta(const char *s, struct cmn_err *err)
-{
-    char **v;
-    size_t n;
-    int rc = split_list("meta", s, GW_META_REPLICAS_MAX, &v, &n, err);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        char host[GW_ADDR_MAX];
-        uint16_t port = 0;
-        if (strlen(v[i]) >= GW_ADDR_MAX || cmn_addr_split(v[i], host, sizeof(host), &port) ||
-            port == 0)
-            rc = cmn_err_set(err, LODE_ECONFIG,
-                             "meta: '%s' is not host:port (an IPv4 address or a host name, and "
-                             "a port)", v[i]);
-    }
-    list_free(v, n);
-    return rc;
-}
-
 static int check_region(const char *s, struct cmn_err *err)
 {
     size_t len = strlen(s);
@@ -279,18 +198,19 @@ static int check_domain(char *d, struct cmn_err *err)
 
 static int derive_domains(struct gw_config *cfg, struct cmn_err *err)
 {
-    list_free(cfg->domains, cfg->n_domains);
+    cmn_conf_list_free(cfg->domains, cfg->n_domains);
     cfg->domains = NULL;
     cfg->n_domains = 0;
     if (!cfg->base_domains)
         return 0;
     char **v;
     size_t n;
-    int rc = split_list("base-domains", cfg->base_domains, GW_DOMAINS_MAX, &v, &n, err);
+    int rc = cmn_conf_split_list("base-domains", cfg->base_domains, GW_DOMAINS_MAX, true, &v,
+                                 &n, err);
     for (size_t i = 0; rc == 0 && i < n; i++)
         rc = check_domain(v[i], err);
     if (rc) {
-        list_free(v, n);
+        cmn_conf_list_free(v, n);
         return rc;
     }
     cfg->domains = v;
@@ -366,7 +286,7 @@ int gw_config_finish(struct gw_config *cfg, struct cmn_err *err)
     int rc;
     if (!cfg->meta || !cfg->listen || !cfg->region)
         return cmn_err_set(err, LODE_ECONFIG, "meta, listen and region are required");
-    if ((rc = check_meta(cfg->meta, err)) || (rc = derive_addresses(cfg, err)) ||
+    if ((rc = cmn_conf_check_addr_list("meta", cfg->meta, GW_META_REPLICAS_MAX, err)) || (rc = derive_addresses(cfg, err)) ||
         (rc = check_region(cfg->region, err)) || (rc = derive_domains(cfg, err)) ||
         (rc = check_sizes(cfg, err)))
         return rc;
@@ -387,7 +307,7 @@ void gw_config_free(struct gw_config *cfg)
     if (cfg->cluster_secret)
         explicit_bzero(cfg->cluster_secret, strlen(cfg->cluster_secret));
     cmn_conf_free(gw_conf_table, cfg);
-    list_free(cfg->domains, cfg->n_domains);
+    cmn_conf_list_free(cfg->domains, cfg->n_domains);
     cfg->domains = NULL;
     cfg->n_domains = 0;
     if (cfg->secret) {

@@ -97,70 +97,6 @@ const struct cmn_conf_opt node_conf_table[] = {
     {0},
 };
 
-void node_config_list_free(char **v, size_t n)
-{
-    if (!v)
-        return;
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
-int node_config_split_list(const char *key, const char *s, size_t max, char ***out, size_t *n,
-                           struct cmn_err *err)
-{
-    *out = NULL;
-    *n = 0;
-    if (!s || !*s)
-        return cmn_err_set(err, LODE_ECONFIG, "%s is empty", key);
-    size_t count = 1;
-    for (const char *p = s; *p; p++)
-        count += *p == ',';
-    if (count > max)
-        return cmn_err_set(err, LODE_ECONFIG, "%s lists %zu entries; at most %zu are allowed",
-                           key, count, max);
-    char **v = calloc(count, sizeof(*v));
-    if (!v)
-        return cmn_err_set(err, -ENOMEM, "out of memory");
-    size_t k = 0;
-    const char *p = s;
-    for (;;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        /* Configs are written by hand: tolerate blanks around entries. */
-        while (len && isblank((unsigned char)*p)) {
-            p++;
-            len--;
-        }
-        while (len && isblank((unsigned char)p[len - 1]))
-            len--;
-        if (len == 0) {
-            node_config_list_free(v, k);
-            return cmn_err_set(err, LODE_ECONFIG, "%s: entry %zu is empty", key, k + 1);
-        }
-        v[k] = strndup(p, len);
-        if (!v[k]) {
-            node_config_list_free(v, k);
-            return cmn_err_set(err, -ENOMEM, "out of memory");
-        }
-        for (size_t j = 0; j < k; j++) {
-            if (strcmp(v[j], v[k]) == 0) {
-                int rc = cmn_err_set(err, LODE_ECONFIG, "%s lists '%s' twice (entries %zu and "
-                                     "%zu)", key, v[k], j + 1, k + 1);
-                node_config_list_free(v, k + 1);
-                return rc;
-            }
-        }
-        k++;
-        if (!comma)
-            break;
-        p = comma + 1;
-    }
-    *out = v;
-    *n = k;
-    return 0;
-}
-
 int node_config_parse_backend(const char *s, enum node_io_kind *out)
 {
     if (!s || strcmp(s, "auto") == 0)
@@ -204,26 +140,6 @@ static int check_failure_domain(const char *s, struct cmn_err *err)
                                "failure-domain: character %zu is blank or not printable", i + 1);
     }
     return 0;
-}
-
-static int check_meta(const char *s, struct cmn_err *err)
-{
-    char **v;
-    size_t n;
-    int rc = node_config_split_list("meta", s, META_REPLICAS_MAX, &v, &n, err);
-    if (rc)
-        return rc;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        char host[NODE_ADDR_MAX];
-        uint16_t port = 0;
-        if (strlen(v[i]) >= NODE_ADDR_MAX || cmn_addr_split(v[i], host, sizeof(host), &port) ||
-            port == 0)
-            rc = cmn_err_set(err, LODE_ECONFIG,
-                             "meta: '%s' is not host:port (an IPv4 address or a host name, and "
-                             "a port)", v[i]);
-    }
-    node_config_list_free(v, n);
-    return rc;
 }
 
 static int derive_advertise(struct node_config *cfg, struct cmn_err *err)
@@ -299,7 +215,7 @@ int node_config_finish(struct node_config *cfg, struct cmn_err *err)
                            "required");
     if ((rc = check_cluster(cfg->cluster, err)) || (rc = check_failure_domain(cfg->failure_domain,
                                                                              err)) ||
-        (rc = check_meta(cfg->meta, err)) || (rc = derive_advertise(cfg, err)) ||
+        (rc = cmn_conf_check_addr_list("meta", cfg->meta, META_REPLICAS_MAX, err)) || (rc = derive_advertise(cfg, err)) ||
         (rc = check_sizes(cfg, err)))
         return rc;
     if (node_config_parse_backend(cfg->io_backend, &cfg->io_kind) != 0)
@@ -314,11 +230,11 @@ int node_config_finish(struct node_config *cfg, struct cmn_err *err)
                            "node-uuid '%s' is not 32 hex digits (or is all zeros)",
                            cfg->node_uuid);
 
-    node_config_list_free(cfg->dirs, cfg->n_dirs);
+    cmn_conf_list_free(cfg->dirs, cfg->n_dirs);
     cfg->dirs = NULL;
     cfg->n_dirs = 0;
-    if ((rc = node_config_split_list("data-dirs", cfg->data_dirs, NODE_DIRS_MAX, &cfg->dirs,
-                                     &cfg->n_dirs, err)))
+    if ((rc = cmn_conf_split_list("data-dirs", cfg->data_dirs, NODE_DIRS_MAX, false, &cfg->dirs,
+                                  &cfg->n_dirs, err)))
         return rc;
 
     if (cfg->secret) {
@@ -336,7 +252,7 @@ void node_config_free(struct node_config *cfg)
     if (cfg->cluster_secret)
         explicit_bzero(cfg->cluster_secret, strlen(cfg->cluster_secret));
     cmn_conf_free(node_conf_table, cfg);
-    node_config_list_free(cfg->dirs, cfg->n_dirs);
+    cmn_conf_list_free(cfg->dirs, cfg->n_dirs);
     cfg->dirs = NULL;
     cfg->n_dirs = 0;
     if (cfg->secret) {

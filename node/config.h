@@ -64,13 +64,6 @@ struct node_config {
 /* The key table ({0}-terminated); also drives the sample and docs/config.md. */
 extern const struct cmn_conf_opt node_conf_table[];
 
-/* Splits a comma-separated list (entries trimmed of blanks) into a malloc'd array of
- * malloc'd strings (*out; free with node_config_list_free). Empty entries, duplicates and
- * more than `max` entries are refused: LODE_ECONFIG naming `key` and the entry. */
-int node_config_split_list(const char *key, const char *s, size_t max, char ***out, size_t *n,
-                           struct cmn_err *err);
-void node_config_list_free(char **v, size_t n);
-
 /* Checks what the table cannot and fills the derived fields:
  *   - cluster: 1..63 characters of [A-Za-z0-9._-] (it is stored in every superblock);
  *   - data-dirs: 1..NODE_DIRS_MAX distinct non-empty paths;

@@ -487,6 +487,37 @@ static void test_cli(void)
     free(errout);
 }
 
+/* Hand-written lists: trimmed entries, refusals naming the key, case folding on request. */
+static void test_lists(void)
+{
+    char **v = NULL;
+    size_t n = 0;
+    struct cmn_err err;
+    is_int(cmn_conf_split_list("k", " a , B,c ", 4, false, &v, &n, &err), 0, "a list splits");
+    ok(n == 3 && !strcmp(v[0], "a") && !strcmp(v[1], "B") && !strcmp(v[2], "c"),
+       "entries trimmed of blanks, in order");
+    cmn_conf_list_free(v, n);
+    is_int(cmn_conf_split_list("k", "a,A", 4, false, &v, &n, &err), 0,
+           "case kept apart without folding (paths)");
+    cmn_conf_list_free(v, n);
+    is_int(cmn_conf_split_list("k", "a,A", 4, true, &v, &n, &err), LODE_ECONFIG,
+           "a duplicate up to case refused with folding (host names)");
+    ok(v == NULL && strstr(err.msg, "twice"), "says so: %s", err.msg);
+    is_int(cmn_conf_split_list("k", "a,b,c", 2, false, &v, &n, &err), LODE_ECONFIG,
+           "more than max refused");
+    is_int(cmn_conf_split_list("k", "a,,b", 4, false, &v, &n, &err), LODE_ECONFIG,
+           "an empty entry refused");
+    ok(strstr(err.msg, "entry 2 is empty") != NULL, "names the entry: %s", err.msg);
+    is_int(cmn_conf_split_list("k", "", 4, false, &v, &n, &err), LODE_ECONFIG, "empty list");
+    is_int(cmn_conf_check_addr_list("meta", "h1:1, 10.0.0.1:7001", 16, &err), 0,
+           "host:port list accepted");
+    is_int(cmn_conf_check_addr_list("meta", "h1:1,h2", 16, &err), LODE_ECONFIG,
+           "an entry without a port refused");
+    ok(strstr(err.msg, "meta: 'h2'") != NULL, "names key and entry: %s", err.msg);
+    is_int(cmn_conf_check_addr_list("meta", "H1:1,h1:1", 16, &err), LODE_ECONFIG,
+           "the same host in another case refused");
+}
+
 int main(void)
 {
     const char *base = getenv("TEST_TMPDIR");
@@ -503,6 +534,7 @@ int main(void)
     test_addr();
     test_writers();
     test_cli();
+    test_lists();
 
     const char *files[] = {"lode.conf", "sample.conf", "config.md", "dump.txt", "cli.out",
                            "cli.err"};
