@@ -13,6 +13,7 @@
 #include <lode/errno.h>
 
 #include "common/hmac.h"
+#include "gateway/s3_util.h"
 
 /* Everything the rest of the file needs to know about an algorithm, in one row. The messages
  * are S3's own wording, so that clients and people searching for them find what they expect. */
@@ -526,12 +527,6 @@ void gw_cksum_set_close(struct gw_cksum_set *s)
 
 /* ---- values ---- */
 
-/* Characters (without NUL) in the base64 of n bytes. */
-#define B64_LEN(n) ((((n) + 2) / 3) * 4)
-
-static size_t b64_encode(const void *data, size_t len, char *out);
-static int b64_decode(struct gw_str in, uint8_t *out, size_t cap, size_t *out_len);
-
 int gw_cksum_value_set(struct gw_cksum_value *v, enum gw_cksum_alg alg, const void *raw,
                        size_t len, unsigned parts)
 {
@@ -542,7 +537,7 @@ int gw_cksum_value_set(struct gw_cksum_value *v, enum gw_cksum_alg alg, const vo
     v->len = len;
     v->parts = parts;
     memcpy(v->raw, raw, len);
-    size_t n = b64_encode(raw, len, v->text);
+    size_t n = gw_base64_encode(raw, len, v->text);
     if (parts)
         snprintf(v->text + n, sizeof(v->text) - n, "-%u", parts);
     return 0;
@@ -585,7 +580,8 @@ enum gw_s3_error gw_cksum_parse(enum gw_cksum_alg alg, struct gw_str text, bool 
     }
     uint8_t raw[GW_CKSUM_MAX_RAW];
     size_t n;
-    if (b64.n != B64_LEN(algs[alg].size) || b64_decode(b64, raw, sizeof(raw), &n) != 0 ||
+    if (b64.n != GW_BASE64_LEN(algs[alg].size) ||
+        gw_base64_decode(b64.p, b64.n, raw, sizeof(raw), &n) != 0 ||
         n != algs[alg].size)
         goto invalid;
     gw_cksum_value_set(out, alg, raw, n, parts);
@@ -663,83 +659,4 @@ int gw_cksum_mp_final(struct gw_cksum_mp *m, struct gw_cksum_value *out)
 void gw_cksum_mp_close(struct gw_cksum_mp *m)
 {
     gw_cksum_close(&m->inner);
-}
-
-/* ---- base64 ----
- * Standard alphabet with '=' padding. Decoding is strict: length a multiple of 4, padding
- * only at the end, unused bits zero, no whitespace; every input is validated before anything
- * is written. (gateway/s3_util.c has the same contract; the copy keeps this module free of
- * dependencies on the protocol helpers.) */
-
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static size_t b64_encode(const void *data, size_t len, char *out)
-{
-    const uint8_t *s = data;
-    char *o = out;
-    for (; len >= 3; s += 3, len -= 3) {
-        uint32_t v = (uint32_t)s[0] << 16 | (uint32_t)s[1] << 8 | s[2];
-        *o++ = b64_alphabet[v >> 18];
-        *o++ = b64_alphabet[(v >> 12) & 63];
-        *o++ = b64_alphabet[(v >> 6) & 63];
-        *o++ = b64_alphabet[v & 63];
-    }
-    if (len) {
-        uint32_t v = (uint32_t)s[0] << 16 | (len == 2 ? (uint32_t)s[1] << 8 : 0);
-        *o++ = b64_alphabet[v >> 18];
-        *o++ = b64_alphabet[(v >> 12) & 63];
-        *o++ = len == 2 ? b64_alphabet[(v >> 6) & 63] : '=';
-        *o++ = '=';
-    }
-    *o = '\0';
-    return (size_t)(o - out);
-}
-
-static int b64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-static int b64_decode(struct gw_str in, uint8_t *out, size_t cap, size_t *out_len)
-{
-    if (in.n % 4)
-        return -EINVAL;
-    size_t pad = 0;
-    if (in.n && in.p[in.n - 1] == '=')
-        pad = (in.n >= 2 && in.p[in.n - 2] == '=') ? 2 : 1;
-    size_t total = in.n / 4 * 3 - pad;
-    /* Validate everything before writing, so a refused input leaves out untouched. */
-    for (size_t i = 0; i < in.n - pad; i++)
-        if (b64_value(in.p[i]) < 0)
-            return -EINVAL;
-    if (pad) {
-        /* The bits a short final group does not use must be zero: one text per byte string. */
-        int last = b64_value(in.p[in.n - pad - 1]);
-        if ((pad == 2 && (last & 15)) || (pad == 1 && (last & 3)))
-            return -EINVAL;
-    }
-    if (total > cap)
-        return -EINVAL;
-    size_t o = 0;
-    for (size_t i = 0; i < in.n; i += 4) {
-        uint32_t v = 0;
-        for (size_t j = 0; j < 4; j++)
-            v = v << 6 | (in.p[i + j] == '=' ? 0u : (uint32_t)b64_value(in.p[i + j]));
-        uint8_t b[3] = {(uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
-        for (size_t j = 0; j < 3 && o < total; j++)
-            out[o++] = b[j];
-    }
-    *out_len = total;
-    return 0;
 }

@@ -7,6 +7,8 @@
 
 #include "gateway/s3_util.h"
 
+#include "gateway/http.h"
+
 /* ---- UTF-8 ---- */
 
 size_t gw_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
@@ -299,14 +301,16 @@ static int split_ms(int64_t ms, struct tm_parts *t)
     return 0;
 }
 
+_Static_assert(GW_HTTP_DATE_LEN + 1 == GW_HTTP_DATE_SIZE, "one HTTP date size");
+
 int gw_http_date_format(int64_t ms, char *out)
 {
     struct tm_parts t;
     out[0] = '\0';
     if (split_ms(ms, &t))
         return -EINVAL;
-    snprintf(out, GW_HTTP_DATE_LEN + 1, "%s, %02u %s %04u %02u:%02u:%02u GMT", wday_short[t.wday],
-             t.day, month_names[t.mon - 1], (unsigned)t.year, t.hour, t.min, t.sec);
+    /* One formatter for every HTTP date: the response heads' Date uses it too. */
+    gw_http_format_date(ms / 1000, out);
     return 0;
 }
 
