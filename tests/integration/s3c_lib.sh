@@ -3,7 +3,7 @@
 #   . "$(dirname "$0")/s3c_lib.sh"
 #   s3c_need /usr/bin/aws "awscli"     # SKIP the whole suite when a client is missing
 #   s3c_start test_s3c_awscli          # cluster up; $S3C_EP, $tmp, credentials exported
-#   ...                                # TAP points (tests/lib/tap.sh), todo "reason" before one
+#   ...                                # TAP points (tests/lib/tap.sh)
 #   s3c_finish                         # graceful stop, sanitizer check, plan
 #
 # The cluster is the one ops/quickstart.sh brings up (3 lode-meta, 6 lode-node in six
@@ -15,31 +15,6 @@ srcdir=${LODE_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 builddir=$(cd "${LODE_BUILDDIR:-.}" && pwd)
 # shellcheck source=tests/lib/tap.sh
 . "$srcdir/tests/lib/tap.sh" || { echo "Bail out! no $srcdir/tests/lib/tap.sh"; exit 99; }
-
-# ---- TODO points ----
-# `todo "reason"` marks the next test point as a known gateway shortcoming. A failing TODO
-# point is reported as "not ok ... # TODO reason" (an expected failure for the TAP driver);
-# one that passes is reported as a plain "ok" with a note to remove the mark, so that a
-# gateway fix never turns the suite red.
-S3C_TODO=
-todo() { S3C_TODO=$*; }
-ok() {
-    TAP_COUNT=$((TAP_COUNT + 1))
-    t=$S3C_TODO
-    S3C_TODO=
-    if [ "$1" = 0 ]; then
-        printf 'ok %d - %s\n' "$TAP_COUNT" "$2"
-        [ -z "$t" ] || diag "  (marked TODO: $t; it passes now: remove the mark)"
-        return 0
-    fi
-    if [ -n "$t" ]; then
-        printf 'not ok %d - %s # TODO %s\n' "$TAP_COUNT" "$2" "$t"
-        return 1
-    fi
-    TAP_FAILED=$((TAP_FAILED + 1))
-    printf 'not ok %d - %s\n' "$TAP_COUNT" "$2"
-    return 1
-}
 
 # s3c_need PATH WHAT [OPTION]: SKIP the suite (1..0 # SKIP) when PATH is not an executable;
 # OPTION is the ops/setup-deps.sh option that installs it (default --test-clients).
@@ -198,10 +173,9 @@ s3c_diag_file() {
 }
 
 # s3c_bridge: reads a client program's report on stdin and turns it into TAP points, so
-# that a Python or JavaScript suite shares the shell's numbering and TODO handling. Lines:
+# that a Python or JavaScript suite shares the shell's numbering. Lines:
 #   R<TAB>0|1<TAB>name   a test point (0 passes)
 #   D<TAB>text           a diagnostic
-#   T<TAB>reason         the next point is TODO
 # Anything else is shown as a diagnostic.
 s3c_bridge() {
     tab=$(printf '\t')
@@ -212,7 +186,6 @@ s3c_bridge() {
             ok "${rest%%"$tab"*}" "${rest#*"$tab"}" || true
             ;;
         "D$tab"*) diag "${line#D"$tab"}" ;;
-        "T$tab"*) todo "${line#T"$tab"}" ;;
         *) diag "$line" ;;
         esac
     done

@@ -1,7 +1,7 @@
 """The boto3 suite's client half, run by test_s3c_boto3.sh with the system's /usr/bin/python3.
 
 Reports to the shell (s3c_bridge in s3c_lib.sh) one line per test point:
-"R\t0|1\tname", "D\ttext" for diagnostics, "T\treason" to mark the next point TODO.
+"R\t0|1\tname", "D\ttext" for diagnostics.
 Arguments: ENDPOINT BIGFILE WORKDIR. Credentials come from the environment.
 Expected values are computed here with hashlib, zlib and base64 from the bytes sent.
 """

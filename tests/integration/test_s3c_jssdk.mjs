@@ -1,6 +1,6 @@
 // The JavaScript SDK v3 suite's client half, run by test_s3c_jssdk.sh with the node from
 // the npm cache. Reports to the shell (s3c_bridge in s3c_lib.sh) one line per test point:
-// "R\t0|1\tname", "D\ttext" for diagnostics, "T\treason" to mark the next point TODO.
+// "R\t0|1\tname", "D\ttext" for diagnostics.
 // Arguments: NPMDIR ENDPOINT BIGFILE WORKDIR; credentials come from the environment.
 // The SDK runs with its defaults, so that streaming bodies go out aws-chunked with checksum
 // trailers (STREAMING-UNSIGNED-PAYLOAD-TRAILER). Expected values are computed here from the
