@@ -48,7 +48,9 @@ extern "C" {
     X(EMEMBERSHIP, 1030, "membership change refused")                                 \
     X(ETOOLARGE, 1031, "value too large")                                             \
     X(ENOCHUNK, 1032, "no such chunk")                                                \
-    X(EWRONGDISK, 1033, "data directory belongs to another node or cluster")
+    X(EWRONGDISK, 1033, "data directory belongs to another node or cluster")          \
+    X(ENOSESSION, 1034, "no such data session")                                       \
+    X(EWINDOW, 1035, "transfer outside the client's window")
 
 enum lode_errno {
 #define LODE_ERRNO_ENUM(name, num, text) LODE_##name = -(num),
