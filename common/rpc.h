@@ -143,6 +143,16 @@ int cmn_rpc_client_call_payload(struct cmn_rpc_client *cli, unsigned method, uns
                                 const ProtobufCMessage *req, const void *payload,
                                 size_t payload_len, uint32_t timeout_ms, cmn_rpc_response_cb cb,
                                 void *data);
+/* Like cmn_rpc_client_call, with the payload of a successful reply read from the socket
+ * straight into `dest` when it is at most dest_cap bytes: then res->payload.data == dest.
+ * A larger payload is buffered as usual (res->payload.data points elsewhere), so callers
+ * that need it in place check the pointer or the length. dest must stay valid until cb runs
+ * and may have been written (partly) even when the call fails; cb never runs while reads
+ * still land in it (a call that times out mid-payload closes the connection first, failing
+ * the other calls on it). Returns as cmn_rpc_client_call; -EINVAL when dest_cap is 0. */
+int cmn_rpc_client_call_into(struct cmn_rpc_client *cli, unsigned method, unsigned flags,
+                             const ProtobufCMessage *req, void *dest, size_t dest_cap,
+                             uint32_t timeout_ms, cmn_rpc_response_cb cb, void *data);
 /* Pending calls complete with LODE_ECLOSED; `cb` (may be NULL) runs when memory is freed. */
 void cmn_rpc_client_close(struct cmn_rpc_client *cli, void (*cb)(void *data), void *data);
 

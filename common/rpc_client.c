@@ -21,6 +21,13 @@
  * peer answering early, a failed connection) keeps a copy of its result and completes from
  * the write callback; a timeout during such a write fails the connection, since a frame
  * cannot be taken back halfway and a peer that stops reading for that long is stuck anyway.
+ *
+ * A call with a destination (cmn_rpc_client_call_into) has its reply payload read from the
+ * socket straight into the caller's memory: the receiver (cmn_rpc_rx) cuts reads at frame
+ * boundaries while such calls are pending, so no payload byte passes through read_buf. The
+ * same hazard as above in reverse: a call that ends while its payload is arriving (timeout)
+ * must not let the caller reuse that memory while reads still land in it, so the connection
+ * is closed first.
  */
 #include "common/rpc.h"
 
@@ -79,6 +86,11 @@ struct ccall {
     struct cconn *writing;       /* its payload is being written (from the caller's memory)
                                     on this connection */
     struct cmn_rpc_result *late; /* result held until that write is over */
+    uint8_t *dest;               /* reply payload goes here (call_into), or NULL */
+    size_t dest_cap;
+    struct cconn *rx_conn;       /* its reply payload is arriving into dest on this one */
+    uint8_t *rx_body;            /* the reply body, kept while the payload arrives */
+    uint32_t rx_body_len;
 };
 
 struct cconn {
@@ -93,7 +105,8 @@ struct cconn {
     int deferred_error;          /* failure to report from the timer (never synchronously) */
     uint8_t server_nonce[CMN_RPC_NONCE_SIZE];
     uint8_t client_nonce[CMN_RPC_NONCE_SIZE];
-    struct cmn_rpc_reader reader;
+    struct cmn_rpc_rx rx;
+    struct ccall *rx_call;       /* whose payload the receiver is diverting */
 };
 
 struct cmn_rpc_client {
@@ -112,6 +125,7 @@ struct cmn_rpc_client {
     uint64_t next_id;
     unsigned n_conns;            /* cconn objects not yet freed */
     unsigned n_calls;            /* ccall objects not yet freed */
+    unsigned n_dest;             /* pending calls with a destination */
     uv_timer_t tick;             /* never started; closing it defers close_cb */
     int tick_open;
     int closing;
@@ -203,6 +217,8 @@ static struct cmn_rpc_result *result_copy(const struct cmn_rpc_result *res)
 static void call_finish(struct ccall *call, const struct cmn_rpc_result *res)
 {
     call->cb(call->data, res);
+    free(call->rx_body);
+    call->rx_body = NULL;
     uv_close((uv_handle_t *)&call->timer, on_call_timer_closed);
 }
 
@@ -212,6 +228,11 @@ static void call_complete(struct ccall *call, const struct cmn_rpc_result *res)
         return;
     call->done = 1;
     call_unlink(call);
+    if (call->dest)
+        call->cli->n_dest--;
+    if (call->rx_conn && call->rx_conn->rx_call == call)
+        call->rx_conn->rx_call = NULL;
+    call->rx_conn = NULL;
     uv_timer_stop(&call->timer);
     free(call->frame);
     call->frame = NULL;
@@ -277,6 +298,12 @@ static void on_call_timeout(uv_timer_t *t)
     snprintf(msg, sizeof(msg), "%s to %s: no reply within %u ms", name ? name : "call",
              cli->address, call->timeout_ms);
     struct cconn *writing = call->writing;
+    if (call->rx_conn) {
+        /* Reads still land in the caller's memory: stop them before the callback hands
+         * that memory back (conn_fail fails this call with the same status). */
+        conn_fail(call->rx_conn, LODE_ETIMEOUT, "%s (reply payload still arriving)", msg);
+        return;
+    }
     call_fail(call, LODE_ETIMEOUT, msg);
     /* Its payload is still being written: only closing the connection ends that write. */
     if (writing)
@@ -341,7 +368,7 @@ static void conn_unref(struct cconn *cc)
     if (--cc->refs > 0)
         return;
     struct cmn_rpc_client *cli = cc->cli;
-    cmn_rpc_reader_free(&cc->reader);
+    cmn_rpc_rx_free(&cc->rx);
     free(cc);
     cli->n_conns--;
     client_maybe_finish(cli);
@@ -499,11 +526,65 @@ static int on_frame(void *data, const struct cmn_rpc_header *h, const uint8_t *b
     return cc->state == CC_DEAD ? 1 : 0;
 }
 
+/* The reply to a call with a destination: its payload goes straight there when it fits. */
+static uint8_t *rx_divert(void *data, const struct cmn_rpc_header *h, const uint8_t *body)
+{
+    struct cconn *cc = data;
+    struct cmn_rpc_client *cli = cc->cli;
+    if (cc->state != CC_READY || h->kind != CMN_RPC_RESPONSE || h->status != 0 || !cli->n_dest)
+        return NULL;
+    struct ccall *call = cli->buckets[h->request_id % HASH_BUCKETS];
+    while (call && call->id != h->request_id)
+        call = call->hnext;
+    if (!call || !call->dest || h->payload_len > call->dest_cap || call->writing)
+        return NULL;
+    /* The receiver drops the body once it diverts; the callback needs it. */
+    uint8_t *copy = malloc(h->body_len ? h->body_len : 1);
+    if (!copy)
+        return NULL;
+    memcpy(copy, body, h->body_len);
+    call->rx_body = copy;
+    call->rx_body_len = h->body_len;
+    call->rx_conn = cc;
+    cc->rx_call = call;
+    return call->dest;
+}
+
+static int rx_diverted(void *data, const struct cmn_rpc_header *h)
+{
+    struct cconn *cc = data;
+    struct ccall *call = cc->rx_call;
+    cc->rx_call = NULL;
+    if (!call)
+        return cc->state == CC_DEAD ? 1 : 0;
+    struct cmn_rpc_result res;
+    cmn_rpc_result_init(&res);
+    res.request_id = h->request_id;
+    res.body.data = call->rx_body;
+    res.body.len = call->rx_body_len;
+    res.payload.data = call->dest;
+    res.payload.len = h->payload_len;
+    call_complete(call, &res);
+    return cc->state == CC_DEAD ? 1 : 0;
+}
+
+static const struct cmn_rpc_rx_ops rx_ops = {
+    .frame = on_frame,
+    .divert = rx_divert,
+    .diverted = rx_diverted,
+};
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct cconn *cc = h->data;
-    buf->base = (char *)cc->cli->read_buf;
-    buf->len = sizeof(cc->cli->read_buf);
+    struct cmn_rpc_client *cli = cc->cli;
+    (void)suggested;
+    size_t len;
+    /* Exact reads (one per header and body) only while some call wants its payload
+     * placed; otherwise read as much as the buffer holds. */
+    cmn_rpc_rx_next_read(&cc->rx, cli->n_dest > 0, cli->read_buf, sizeof(cli->read_buf),
+                         &buf->base, &len);
+    buf->len = len;
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -522,10 +603,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
                       cli->address, why);
         return;
     }
-    int rc = cmn_rpc_reader_feed(&cc->reader, (const uint8_t *)buf->base, (size_t)nread,
-                                 on_frame, cc);
+    int rc;
+    if (cmn_rpc_rx_is_direct(&cc->rx, buf->base))
+        rc = cmn_rpc_rx_feed_direct(&cc->rx, (size_t)nread, &rx_ops, cc);
+    else
+        rc = cmn_rpc_rx_feed(&cc->rx, (const uint8_t *)buf->base, (size_t)nread, &rx_ops, cc);
     if (rc < 0)
-        conn_fail(cc, rc, "%s: %s", cli->address, cmn_err_text(&cc->reader.err));
+        conn_fail(cc, rc, "%s: %s", cli->address, cmn_err_text(&cc->rx.err));
 }
 
 static void on_connected(uv_connect_t *req, int status)
@@ -584,7 +668,7 @@ static int conn_start(struct cmn_rpc_client *cli)
         return -ENOMEM;
     cc->cli = cli;
     cc->state = CC_RESOLVING;
-    cmn_rpc_reader_init(&cc->reader, cli->max_frame);
+    cmn_rpc_rx_init(&cc->rx, cli->max_frame);
     uv_timer_init(cli->loop, &cc->timer);
     cc->timer.data = cc;
     cc->refs = 1;
@@ -661,9 +745,11 @@ int cmn_rpc_client_create(uv_loop_t *loop, const struct cmn_rpc_client_config *c
 
 static int client_call(struct cmn_rpc_client *cli, unsigned method, unsigned flags,
                        const ProtobufCMessage *req, const void *payload, size_t payload_len,
-                       uint32_t timeout_ms, cmn_rpc_response_cb cb, void *data)
+                       void *dest, size_t dest_cap, uint32_t timeout_ms, cmn_rpc_response_cb cb,
+                       void *data)
 {
-    if (!cb || method > UINT16_MAX || flags > UINT16_MAX || (payload_len && !payload))
+    if (!cb || method > UINT16_MAX || flags > UINT16_MAX || (payload_len && !payload) ||
+        (dest_cap && !dest))
         return -EINVAL;
     if (cli->closing)
         return LODE_ECLOSED;
@@ -691,6 +777,11 @@ static int client_call(struct cmn_rpc_client *cli, unsigned method, unsigned fla
     call->timeout_ms = timeout_ms ? timeout_ms : DEFAULT_CALL_MS;
     call->cb = cb;
     call->data = data;
+    if (dest_cap) {
+        call->dest = dest;
+        call->dest_cap = dest_cap;
+        cli->n_dest++;
+    }
     w->len = CMN_RPC_HEADER_SIZE + body_len;
     w->call = NULL;
     w->payload = payload;
@@ -730,7 +821,7 @@ int cmn_rpc_client_call(struct cmn_rpc_client *cli, unsigned method, unsigned fl
                         const ProtobufCMessage *req, uint32_t timeout_ms,
                         cmn_rpc_response_cb cb, void *data)
 {
-    return client_call(cli, method, flags, req, NULL, 0, timeout_ms, cb, data);
+    return client_call(cli, method, flags, req, NULL, 0, NULL, 0, timeout_ms, cb, data);
 }
 
 int cmn_rpc_client_call_payload(struct cmn_rpc_client *cli, unsigned method, unsigned flags,
@@ -738,7 +829,17 @@ int cmn_rpc_client_call_payload(struct cmn_rpc_client *cli, unsigned method, uns
                                 size_t payload_len, uint32_t timeout_ms, cmn_rpc_response_cb cb,
                                 void *data)
 {
-    return client_call(cli, method, flags, req, payload, payload_len, timeout_ms, cb, data);
+    return client_call(cli, method, flags, req, payload, payload_len, NULL, 0, timeout_ms, cb,
+                       data);
+}
+
+int cmn_rpc_client_call_into(struct cmn_rpc_client *cli, unsigned method, unsigned flags,
+                             const ProtobufCMessage *req, void *dest, size_t dest_cap,
+                             uint32_t timeout_ms, cmn_rpc_response_cb cb, void *data)
+{
+    if (!dest_cap)
+        return -EINVAL;
+    return client_call(cli, method, flags, req, NULL, 0, dest, dest_cap, timeout_ms, cb, data);
 }
 
 static void on_tick_closed(uv_handle_t *h)

@@ -492,7 +492,7 @@ static void on_reply(void *data, const struct cmn_rpc_result *res)
 
 static int submit(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t nid, unsigned method,
                   const ProtobufCMessage *msg, const void *payload, size_t payload_len,
-                  uint32_t timeout_ms)
+                  void *dest, uint32_t timeout_ms)
 {
     req->status = 0;
     req->message[0] = '\0';
@@ -511,10 +511,15 @@ static int submit(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t nid,
     req->pc_ = pc;
     req->nid_ = nid;
     req->method_ = method;
-    rc = payload ? cmn_rpc_client_call_payload(pc->cli, rpc_method[method], 0, msg, payload,
-                                               payload_len, timeout_ms, on_reply, req)
-                 : cmn_rpc_client_call(pc->cli, rpc_method[method], 0, msg, timeout_ms,
-                                       on_reply, req);
+    if (payload)
+        rc = cmn_rpc_client_call_payload(pc->cli, rpc_method[method], 0, msg, payload,
+                                         payload_len, timeout_ms, on_reply, req);
+    else if (dest)
+        rc = cmn_rpc_client_call_into(pc->cli, rpc_method[method], 0, msg, dest, req->len_,
+                                      timeout_ms, on_reply, req);
+    else
+        rc = cmn_rpc_client_call(pc->cli, rpc_method[method], 0, msg, timeout_ms, on_reply,
+                                 req);
     if (rc != 0) {
         req->pool_ = NULL;
         req->pc_ = NULL;
@@ -545,11 +550,12 @@ int gw_nodepool_put(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t ni
     q.chunk_id.len = 16;
     q.length = len;
     q.xxh3 = xxh3;
-    return submit(p, req, nid, M_PUT, &q.base, data, len, timeout_ms);
+    return submit(p, req, nid, M_PUT, &q.base, data, len, NULL, timeout_ms);
 }
 
-int gw_nodepool_get(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t nid,
-                    const uint8_t id[16], uint64_t offset, uint64_t length, uint32_t timeout_ms)
+static int get(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t nid,
+               const uint8_t id[16], uint64_t offset, uint64_t length, void *dest,
+               uint32_t timeout_ms)
 {
     if (!id || length > GW_CHUNK_SIZE_MAX)
         return refuse(req, -EINVAL, "chunk get of %" PRIu64 " bytes: at most %u are allowed",
@@ -563,7 +569,22 @@ int gw_nodepool_get(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t ni
     q.chunk_id.len = 16;
     q.offset = offset;
     q.length = length;
-    return submit(p, req, nid, M_GET, &q.base, NULL, 0, timeout_ms);
+    return submit(p, req, nid, M_GET, &q.base, NULL, 0, dest, timeout_ms);
+}
+
+int gw_nodepool_get(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t nid,
+                    const uint8_t id[16], uint64_t offset, uint64_t length, uint32_t timeout_ms)
+{
+    return get(p, req, nid, id, offset, length, NULL, timeout_ms);
+}
+
+int gw_nodepool_get_into(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t nid,
+                         const uint8_t id[16], uint64_t offset, uint64_t length, void *dest,
+                         uint32_t timeout_ms)
+{
+    if (!dest || length == 0)
+        return refuse(req, -EINVAL, "chunk get into memory needs a destination and a length");
+    return get(p, req, nid, id, offset, length, dest, timeout_ms);
 }
 
 int gw_nodepool_delete(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t nid,
@@ -578,5 +599,5 @@ int gw_nodepool_delete(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t
     Lode__ChunkIdRequest q = LODE__CHUNK_ID_REQUEST__INIT;
     q.chunk_id.data = req->id_;
     q.chunk_id.len = 16;
-    return submit(p, req, nid, M_DELETE, &q.base, NULL, 0, timeout_ms);
+    return submit(p, req, nid, M_DELETE, &q.base, NULL, 0, NULL, timeout_ms);
 }

@@ -118,6 +118,13 @@ int gw_nodepool_get(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t ni
                     const uint8_t id[16], uint64_t offset, uint64_t length,
                     uint32_t timeout_ms);
 
+/* Like gw_nodepool_get for `length` (> 0) bytes, read from the socket straight into `dest`
+ * (length bytes, valid until cb runs; it may be written even when the call fails). On
+ * success req->payload == dest. */
+int gw_nodepool_get_into(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t nid,
+                         const uint8_t id[16], uint64_t offset, uint64_t length, void *dest,
+                         uint32_t timeout_ms);
+
 /* CHUNK_DELETE of chunk `id` on node `nid` (LODE_ENOCHUNK when it is not there). Returns
  * as gw_nodepool_put. */
 int gw_nodepool_delete(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t nid,

@@ -196,11 +196,21 @@ static bool readable(struct gw_objget *g, const Lode__ChunkRef *ref)
 
 static void on_get(struct gw_chunk_req *req);
 
+/* Where the bytes of chunk c's read land: the output buffer (phase 1) or the chunk's row
+ * of the decode scratch (phase 2). */
+static uint8_t *dest_of(struct job *j, unsigned c, bool phase2)
+{
+    if (phase2)
+        return j->scratch + (size_t)c * (j->y - j->x);
+    uint64_t cs = j->part->geom.chunk_size;
+    uint64_t lo = j->a > c * cs ? j->a : c * cs;
+    return j->out + (lo - j->a);
+}
+
 /* Called with the outcome of one read (answered or refused at submission). */
 static void got(struct gw_objget *g, struct gget *gg, int status, const uint8_t *p, size_t n)
 {
     struct job *j = gg->job;
-    const struct gw_geom *ge = &j->part->geom;
     unsigned c = gg->chunk;
     const Lode__ChunkRef *ref = j->rec->chunks[c];
     if (status == LODE_ECORRUPT || status == LODE_ENOCHUNK)
@@ -211,15 +221,15 @@ static void got(struct gw_objget *g, struct gget *gg, int status, const uint8_t 
         j->failed |= 1u << c;
         return;
     }
+    /* Normally the bytes were read from the socket straight into place (issue() passes
+     * the destination); the copy remains for a reply that could not be placed. */
+    uint8_t *dst = dest_of(j, c, gg->phase2);
+    if (p != dst)
+        memcpy(dst, p, n);
     if (!gg->phase2) {
-        uint64_t cs = ge->chunk_size;
-        uint64_t lo = j->a > c * cs ? j->a : c * cs;
-        memcpy(j->out + (lo - j->a), p, n);
         j->ok |= 1u << c;
     } else {
         uint32_t w = j->y - j->x;
-        uint8_t *dst = j->scratch + (size_t)c * w;
-        memcpy(dst, p, n);
         memset(dst + n, 0, w - n);
         j->have |= 1u << c;
     }
@@ -237,8 +247,8 @@ static void issue(struct gw_objget *g, struct job *j, unsigned c, uint64_t off, 
     gg->req.cb = on_get;
     const Lode__ChunkRef *ref = j->rec->chunks[c];
     g->st.chunk_gets++;
-    int rc = gw_nodepool_get(g->cfg.pool, &gg->req, ref->nid, ref->chunk_id.data, off, len,
-                             g->cfg.timeout_ms);
+    int rc = gw_nodepool_get_into(g->cfg.pool, &gg->req, ref->nid, ref->chunk_id.data, off,
+                                  len, dest_of(j, c, phase2), g->cfg.timeout_ms);
     if (rc == 0) {
         j->pending++;
         g->inflight++;

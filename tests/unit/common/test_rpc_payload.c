@@ -5,7 +5,8 @@
  * payload and sends it back with cmn_rpc_reply_payload, leaves it to the server, holds the
  * call, or answers with a large payload of its own; for one method payload_alloc declines.
  * The main thread drives it with the blocking client (cmn_rpc_sync_call_payload), the
- * asynchronous client (cmn_rpc_client_call_payload) and raw frames for the hostile cases.
+ * asynchronous client (cmn_rpc_client_call_payload, and cmn_rpc_client_call_into for
+ * replies read straight into the caller's memory) and raw frames for the hostile cases.
  * Every buffer payload_alloc or the handler hands out is counted, and the test checks each
  * one comes back exactly once (payload_free or the reply's release); ASan checks that none
  * comes back twice or is touched afterwards.
@@ -708,6 +709,189 @@ static void test_timeout_mid_write(void)
     sem_destroy(&s.go);
 }
 
+/* ---- replies read straight into the caller's memory (cmn_rpc_client_call_into) --------- */
+
+#define N_INTO 6
+
+struct icall {
+    uint8_t *dest;
+    size_t cap;
+    int calls, status, placed, intact;
+};
+
+static void on_into(void *data, const struct cmn_rpc_result *res)
+{
+    struct icall *c = data;
+    c->calls++;
+    c->status = res->status;
+    c->placed = res->payload.data == c->dest;
+    c->intact = res->status == 0 && res->payload.len == BIG && check(res->payload.data, BIG, 77);
+}
+
+static void test_into(void)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct cmn_rpc_client_config cfg = {.address = g_addr, .secret = SECRET,
+                                        .secret_len = SECRET_LEN};
+    struct cmn_rpc_client *cli = NULL;
+    if (cmn_rpc_client_create(&loop, &cfg, &cli) != 0)
+        tap_bail("client create");
+    static struct icall ic[N_INTO + 1];
+    static struct acall echo[N_INTO];
+    int submitted = 1;
+    for (int i = 0; i <= N_INTO; i++) {
+        /* The last one's destination is a byte short: its reply must not go there. */
+        ic[i].cap = i == N_INTO ? BIG - 1 : BIG;
+        ic[i].dest = malloc(BIG);
+        memset(ic[i].dest, 0x5a, BIG);
+        submitted &= cmn_rpc_client_call_into(cli, M_BIGREPLY, 0, NULL, ic[i].dest, ic[i].cap,
+                                              20000, on_into, &ic[i]) == 0;
+        if (i < N_INTO) {
+            /* Plain payload calls interleaved on the same connection. */
+            echo[i].len = (size_t)(i + 1) * 70001;
+            echo[i].seed = (unsigned)i + 900;
+            echo[i].buf = malloc(echo[i].len);
+            fill(echo[i].buf, echo[i].len, echo[i].seed);
+            submitted &= cmn_rpc_client_call_payload(cli, M_ECHO, 0, NULL, echo[i].buf,
+                                                     echo[i].len, 20000, on_async,
+                                                     &echo[i]) == 0;
+        }
+    }
+    ok(submitted, "calls with destinations and plain payload calls submitted together");
+    for (int done = 0; submitted && done < 2 * N_INTO + 1;) {
+        uv_run(&loop, UV_RUN_ONCE);
+        done = 0;
+        for (int i = 0; i <= N_INTO; i++)
+            done += ic[i].calls + (i < N_INTO ? echo[i].calls : 0);
+    }
+    int placed = 1, echoes = 1;
+    for (int i = 0; i < N_INTO; i++) {
+        placed &= ic[i].calls == 1 && ic[i].status == 0 && ic[i].placed && ic[i].intact &&
+                  check(ic[i].dest, BIG, 77);
+        echoes &= echo[i].calls == 1 && echo[i].good;
+    }
+    ok(placed, "every 8 MiB reply payload was read straight into its destination, intact");
+    ok(echoes, "the plain payload calls between them came back intact");
+    int canary = 1;
+    for (size_t i = 0; i < BIG; i++)
+        canary &= ic[N_INTO].dest[i] == 0x5a;
+    ok(ic[N_INTO].calls == 1 && ic[N_INTO].status == 0 && !ic[N_INTO].placed &&
+           ic[N_INTO].intact && canary,
+       "a reply larger than its destination is buffered instead, the destination untouched");
+    is_int(cmn_rpc_client_call_into(cli, M_BIGREPLY, 0, NULL, ic[0].dest, 0, 1000, on_into,
+                                    &ic[0]),
+           -EINVAL, "a destination of 0 bytes is refused");
+    int closed = 0;
+    cmn_rpc_client_close(cli, on_closed, &closed);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    is_int(uv_loop_close(&loop), 0, "client loop clean");
+    for (int i = 0; i <= N_INTO; i++)
+        free(ic[i].dest);
+}
+
+/* A peer that answers with half a payload and then stalls: the call times out, and once its
+ * callback has run (and scribbled over the destination) nothing more lands there although
+ * the peer sends the rest. */
+struct half {
+    pthread_t t;
+    int lfd;
+    sem_t go;
+    size_t len;
+};
+
+static void *half_main(void *arg)
+{
+    struct half *s = arg;
+    int fd = accept(s->lfd, NULL, NULL);
+    uint8_t out[CMN_RPC_HEADER_SIZE + CMN_HMAC_SIZE], nonce[CMN_RPC_NONCE_SIZE];
+    uint8_t in[CMN_RPC_HEADER_SIZE + 2 * CMN_RPC_NONCE_SIZE];
+    memset(nonce, 9, sizeof(nonce));
+    struct cmn_rpc_header h = {.version = CMN_RPC_VERSION, .kind = CMN_RPC_HELLO,
+                               .body_len = CMN_RPC_NONCE_SIZE};
+    cmn_rpc_header_pack(&h, out);
+    memcpy(out + CMN_RPC_HEADER_SIZE, nonce, sizeof(nonce));
+    if (fd < 0 || send(fd, out, CMN_RPC_HEADER_SIZE + CMN_RPC_NONCE_SIZE, MSG_NOSIGNAL) < 0 ||
+        read_n(fd, in, sizeof(in)) < 0)
+        goto out;
+    h = (struct cmn_rpc_header){.version = CMN_RPC_VERSION, .kind = CMN_RPC_AUTH_OK,
+                                .body_len = CMN_HMAC_SIZE};
+    cmn_rpc_header_pack(&h, out);
+    cmn_rpc_auth_mac(SECRET, SECRET_LEN, 1, nonce, in + CMN_RPC_HEADER_SIZE,
+                     out + CMN_RPC_HEADER_SIZE);
+    uint8_t req[CMN_RPC_HEADER_SIZE];
+    if (send(fd, out, sizeof(out), MSG_NOSIGNAL) < 0 || read_n(fd, req, sizeof(req)) < 0 ||
+        cmn_rpc_header_unpack(req, 1u << 30, &h, NULL) < 0)
+        goto out;
+    uint8_t *reply = malloc(CMN_RPC_HEADER_SIZE + s->len);
+    struct cmn_rpc_header rh = {.version = CMN_RPC_VERSION, .kind = CMN_RPC_RESPONSE,
+                                .request_id = h.request_id, .payload_len = (uint32_t)s->len};
+    cmn_rpc_header_pack(&rh, reply);
+    fill(reply + CMN_RPC_HEADER_SIZE, s->len, 77);
+    size_t first = CMN_RPC_HEADER_SIZE + s->len / 2;
+    if (send(fd, reply, first, MSG_NOSIGNAL) == (ssize_t)first) {
+        sem_wait(&s->go);
+        (void)!send(fd, reply + first, CMN_RPC_HEADER_SIZE + s->len - first, MSG_NOSIGNAL);
+    }
+    free(reply);
+out:
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+static void on_half(void *data, const struct cmn_rpc_result *res)
+{
+    struct icall *c = data;
+    c->calls++;
+    c->status = res->status;
+    memset(c->dest, 0xee, c->cap); /* anything read after this would show */
+}
+
+static void test_into_timeout(void)
+{
+    struct half s = {.len = 1u << 20};
+    sem_init(&s.go, 0, 0);
+    s.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+    socklen_t sl = sizeof(sin);
+    if (bind(s.lfd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(s.lfd, 1) < 0 ||
+        getsockname(s.lfd, (struct sockaddr *)&sin, &sl) < 0)
+        tap_bail("half peer: %s", strerror(errno));
+    pthread_create(&s.t, NULL, half_main, &s);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(sin.sin_port));
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct cmn_rpc_client_config cfg = {.address = addr, .secret = SECRET,
+                                        .secret_len = SECRET_LEN};
+    struct cmn_rpc_client *cli = NULL;
+    cmn_rpc_client_create(&loop, &cfg, &cli);
+    struct icall c = {.cap = s.len, .dest = malloc(s.len)};
+    memset(c.dest, 0, s.len);
+    cmn_rpc_client_call_into(cli, M_BIGREPLY, 0, NULL, c.dest, c.cap, 1500, on_half, &c);
+    while (c.calls == 0)
+        uv_run(&loop, UV_RUN_ONCE);
+    ok(c.calls == 1 && c.status == LODE_ETIMEOUT,
+       "a call whose reply payload stalls half way times out (%d)", c.status);
+    sem_post(&s.go); /* the peer sends the rest now */
+    pthread_join(s.t, NULL);
+    for (int i = 0; i < 20; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    int intact = 1;
+    for (size_t i = 0; i < s.len; i++)
+        intact &= c.dest[i] == 0xee;
+    ok(intact, "nothing was read into the destination after the callback");
+    int closed = 0;
+    cmn_rpc_client_close(cli, on_closed, &closed);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    is_int(uv_loop_close(&loop), 0, "loop clean");
+    free(c.dest);
+    close(s.lfd);
+    sem_destroy(&s.go);
+}
+
 /* ---- the receiver alone: random read boundaries, diverted or not ------------------------ */
 
 #define RX_FRAMES 40
@@ -892,6 +1076,8 @@ int main(void)
     test_hostile();
     test_async();
     test_timeout_mid_write();
+    test_into();
+    test_into_timeout();
 
     uv_async_send(&S.stop);
     pthread_join(S.thread, NULL);

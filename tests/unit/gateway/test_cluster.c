@@ -869,6 +869,7 @@ struct call {
     int status;
     uint8_t got[256];
     size_t got_len;
+    const uint8_t *payload;            /* where the payload was when the callback ran */
     char message[200];
 };
 
@@ -878,6 +879,7 @@ static void on_chunk(struct gw_chunk_req *req)
     c->status = req->status;
     snprintf(c->message, sizeof(c->message), "%s", req->message);
     c->got_len = req->payload_len < sizeof(c->got) ? req->payload_len : sizeof(c->got);
+    c->payload = req->payload;
     if (req->payload)
         memcpy(c->got, req->payload, c->got_len);
     atomic_fetch_add(&c->fired, 1);
@@ -962,6 +964,14 @@ static void test_nodepool(void)
     ok(c.got_len == 100 && memcmp(c.got, data, 100) == 0, "... the same bytes");
     is_int(outcome(&c, gw_nodepool_get(p, fresh(&c), 1, id, 10, 20, 1000)), 0, "get a range");
     ok(c.got_len == 20 && memcmp(c.got, data + 10, 20) == 0, "... bytes 10 to 29");
+    uint8_t into[40];
+    memset(into, 0, sizeof(into));
+    is_int(outcome(&c, gw_nodepool_get_into(p, fresh(&c), 1, id, 30, 40, into, 1000)), 0,
+           "get a range into memory (%s)", c.message);
+    ok(c.payload == into && memcmp(into, data + 30, 40) == 0,
+       "... the bytes were placed straight into the destination");
+    is_int(gw_nodepool_get_into(p, fresh(&c), 1, id, 0, 0, into, 1000), -EINVAL,
+           "get into memory without a length refused");
     is_int(outcome(&c, gw_nodepool_delete(p, fresh(&c), 1, id, 1000)), 0, "delete");
     is_int(outcome(&c, gw_nodepool_delete(p, fresh(&c), 1, id, 1000)), LODE_ENOCHUNK,
            "delete again: no such chunk");
@@ -969,9 +979,9 @@ static void test_nodepool(void)
            "get of a deleted chunk: no such chunk");
     struct gw_nodepool_node_stats ns;
     gw_nodepool_node_stats(p, 1, &ns);
-    ok(ns.calls == 6 && ns.errors == 2 && ns.transport_failures == 0 && !ns.on_hold &&
+    ok(ns.calls == 7 && ns.errors == 2 && ns.transport_failures == 0 && !ns.on_hold &&
            ns.connects == 1 && ns.connected,
-       "node 1: 6 calls on one connection, 2 answers of 'no chunk', no hold");
+       "node 1: 7 calls on one connection, 2 answers of 'no chunk', no hold");
 
     a.lie_put = true;
     is_int(outcome(&c, gw_nodepool_put(p, fresh(&c), 1, id, data, 100, 0x1234, 1000)), LODE_EBADMSG,
