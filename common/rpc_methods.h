@@ -59,7 +59,8 @@
     X(CHUNK_DELETE, 302, chunk_id_request, chunk_info)                              \
     X(CHUNK_STAT, 303, chunk_id_request, chunk_info)                                \
     X(CHUNK_LIST, 304, chunk_list_request, chunk_list_response)                     \
-    X(NODE_HEALTH, 305, empty, node_health_response)
+    X(NODE_HEALTH, 305, empty, node_health_response)                                \
+    X(FANOUT_PUSH, 306, fanout_push_request, fanout_push_response)
 
 enum cmn_rpc_method {
 #define CMN_RPC_METHOD_ENUM(name, num, req, resp) CMN_RPC_##name = num,

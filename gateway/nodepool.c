@@ -27,7 +27,7 @@
 #define HOLD_MAX_SHIFT 3                  /* holds grow to 8x fail_hold_ms */
 #define SWEEP_MIN_MS 50
 
-enum { M_PUT, M_GET, M_DELETE };
+enum { M_PUT, M_GET, M_DELETE, M_FANOUT, N_M };
 
 struct pnode;
 
@@ -79,12 +79,12 @@ struct gw_nodepool {
     void *close_data;
 };
 
-static const char *const method_names[] = {"put", "get", "delete"};
+static const char *const method_names[] = {"put", "get", "delete", "fanout"};
 
 int gw_nodepool_metrics_register(struct cmn_metrics *m, struct gw_nodepool_metrics *out)
 {
     memset(out, 0, sizeof(*out));
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < N_M; i++) {
         char label[32];
         snprintf(label, sizeof(label), "method=\"%s\"", method_names[i]);
         out->calls[i] = cmn_metrics_counter(m, "lode_gateway_node_calls_total", label,
@@ -447,12 +447,22 @@ static void on_reply(void *data, const struct cmn_rpc_result *res)
     struct pnode *n = pc->node;            /* NULL once the client was retired */
 
     Lode__ChunkInfo *ci = NULL;
+    Lode__FanoutPushResponse *fr = NULL;
     req->status = res->status;
     req->message[0] = '\0';
     req->info = NULL;
+    req->fanout = NULL;
     req->payload = NULL;
     req->payload_len = 0;
-    if (res->status == 0) {
+    if (res->status == 0 && req->method_ == M_FANOUT) {
+        fr = lode__fanout_push_response__unpack(NULL, res->body.len, res->body.data);
+        if (!fr || fr->n_pieces != req->len_)
+            refuse(req, LODE_EBADMSG, "node %" PRIu32 " answered FANOUT_PUSH with %zu piece "
+                   "results for %" PRIu64 " pieces", req->nid_, fr ? fr->n_pieces : 0,
+                   req->len_);
+        else
+            req->fanout = fr;
+    } else if (res->status == 0) {
         ci = lode__chunk_info__unpack(NULL, res->body.len, res->body.data);
         if (check_reply(req, ci, res->payload.len) == 0) {
             req->info = ci;
@@ -488,6 +498,8 @@ static void on_reply(void *data, const struct cmn_rpc_result *res)
     req->cb(req);
     if (ci)
         lode__chunk_info__free_unpacked(ci, NULL);
+    if (fr)
+        lode__fanout_push_response__free_unpacked(fr, NULL);
 }
 
 static int submit(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t nid, unsigned method,
@@ -497,6 +509,7 @@ static int submit(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t nid,
     req->status = 0;
     req->message[0] = '\0';
     req->info = NULL;
+    req->fanout = NULL;
     req->payload = NULL;
     req->payload_len = 0;
     if (!req->cb)
@@ -506,7 +519,7 @@ static int submit(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t nid,
     if (rc)
         return rc;
     static const unsigned rpc_method[] = {CMN_RPC_CHUNK_PUT, CMN_RPC_CHUNK_GET,
-                                          CMN_RPC_CHUNK_DELETE};
+                                          CMN_RPC_CHUNK_DELETE, CMN_RPC_FANOUT_PUSH};
     req->pool_ = p;
     req->pc_ = pc;
     req->nid_ = nid;
@@ -600,4 +613,16 @@ int gw_nodepool_delete(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t
     q.chunk_id.data = req->id_;
     q.chunk_id.len = 16;
     return submit(p, req, nid, M_DELETE, &q.base, NULL, 0, NULL, timeout_ms);
+}
+
+int gw_nodepool_fanout(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t nid,
+                       const Lode__FanoutPushRequest *q, uint32_t timeout_ms)
+{
+    if (!q || q->n_pieces == 0)
+        return refuse(req, -EINVAL, "FANOUT_PUSH without pieces");
+    memset(req->id_, 0, 16);
+    req->len_ = q->n_pieces;
+    req->off_ = 0;
+    req->xxh3_ = 0;
+    return submit(p, req, nid, M_FANOUT, &q->base, NULL, 0, NULL, timeout_ms);
 }

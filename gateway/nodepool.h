@@ -37,9 +37,9 @@ struct gw_nodepool;
 /* Counters shared by every pool of the process (registered once, before the workers
  * start, since metric registration is not thread-safe). */
 struct gw_nodepool_metrics {
-    struct cmn_counter *calls[3];      /* by method: put, get, delete */
-    struct cmn_counter *errors[3];     /* calls that ended with a status other than 0 */
-    struct cmn_counter *transport[3];  /* of which transport failures */
+    struct cmn_counter *calls[4];      /* by method: put, get, delete, fanout */
+    struct cmn_counter *errors[4];     /* calls that ended with a status other than 0 */
+    struct cmn_counter *transport[4];  /* of which transport failures */
     struct cmn_counter *held;          /* calls refused at once: node on hold */
     struct cmn_counter *bytes_out;     /* chunk bytes put */
     struct cmn_counter *bytes_in;      /* chunk bytes got */
@@ -85,6 +85,8 @@ struct gw_chunk_req {
     char message[200];                 /* why, when status != 0 (also after a refused
                                           submission) */
     const Lode__ChunkInfo *info;       /* the node's reply when status == 0 */
+    const Lode__FanoutPushResponse *fanout; /* FANOUT_PUSH: the node's reply (one result
+                                              per piece, checked) when status == 0 */
     const uint8_t *payload;            /* CHUNK_GET: the bytes asked for */
     size_t payload_len;
     /* ---- private ---- */
@@ -129,6 +131,13 @@ int gw_nodepool_get_into(struct gw_nodepool *p, struct gw_chunk_req *req, uint32
  * as gw_nodepool_put. */
 int gw_nodepool_delete(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t nid,
                        const uint8_t id[16], uint32_t timeout_ms);
+
+/* FANOUT_PUSH `q` (borrowed for the call) to node `nid`: the node writes the pieces into
+ * the client's window over its data session and answers once they are written
+ * (node/fanout.h). On status 0, req->fanout holds one result per piece. Returns as
+ * gw_nodepool_put. */
+int gw_nodepool_fanout(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t nid,
+                       const Lode__FanoutPushRequest *q, uint32_t timeout_ms);
 
 /* Whether `status` says the node could not be reached or did not answer (the failures that
  * put a node on hold), as opposed to an answer from the node. */

@@ -40,6 +40,16 @@ const struct cmn_conf_opt node_conf_table[] = {
      "host:port that meta, gateways and lodectl dial to reach this node, registered with "
      "meta; unset = rpc-address.",
      0, 0, 0},
+    {"data-address", CMN_CONF_ADDR, OFF(data_address), NULL,
+     "host:port of the fan-out data listener (docs/fanout.md): clients holding a data "
+     "session connect here and the node writes the chunk ranges a gateway asks for straight "
+     "into their buffers. Unset = no fan-out reads from this node (gateways then serve those "
+     "ranges themselves).",
+     0, 0, 0},
+    {"data-advertise-address", CMN_CONF_ADDR, OFF(data_advertise_address), NULL,
+     "host:port clients dial to reach the data listener, registered with meta; unset = "
+     "data-address, with the advertised host when data-address listens on every interface.",
+     0, 0, 0},
     {"failure-domain", CMN_CONF_STR, OFF(failure_domain), NULL,
      "Failure domain of this node (e.g. rack1 or host7): a stripe never places two of its "
      "chunks in one domain.",
@@ -175,6 +185,50 @@ static int derive_advertise(struct node_config *cfg, struct cmn_err *err)
     return 0;
 }
 
+static int derive_data_advertise(struct node_config *cfg, struct cmn_err *err)
+{
+    char host[NODE_ADDR_MAX], ahost[NODE_ADDR_MAX];
+    uint16_t port = 0, aport = 0;
+    cfg->data_advertise[0] = '\0';
+    if (!cfg->data_address) {
+        if (cfg->data_advertise_address)
+            return cmn_err_set(err, LODE_ECONFIG,
+                               "data-advertise-address is set but data-address is not: set "
+                               "data-address to run the data listener");
+        return 0;
+    }
+    if (strlen(cfg->data_address) >= NODE_ADDR_MAX ||
+        cmn_addr_split(cfg->data_address, host, sizeof(host), &port))
+        return cmn_err_set(err, LODE_ECONFIG, "data-address '%s' is not host:port",
+                           cfg->data_address);
+    if (cfg->data_advertise_address) {
+        if (strlen(cfg->data_advertise_address) >= NODE_ADDR_MAX ||
+            cmn_addr_split(cfg->data_advertise_address, ahost, sizeof(ahost), &aport) ||
+            aport == 0 || strcmp(ahost, "0.0.0.0") == 0)
+            return cmn_err_set(err, LODE_ECONFIG,
+                               "data-advertise-address '%s' must name a host others can dial "
+                               "and a port (not 0)", cfg->data_advertise_address);
+        snprintf(cfg->data_advertise, sizeof(cfg->data_advertise), "%s",
+                 cfg->data_advertise_address);
+        return 0;
+    }
+    if (port == 0)
+        return 0; /* tests: main advertises the port bound */
+    if (strcmp(host, "0.0.0.0") == 0) {
+        /* Every interface: the host others dial is the node's advertised one. */
+        if (!cfg->advertise[0] ||
+            cmn_addr_split(cfg->advertise, ahost, sizeof(ahost), &aport) != 0)
+            return cmn_err_set(err, LODE_ECONFIG,
+                               "data-address %s listens on every interface: set "
+                               "data-advertise-address", cfg->data_address);
+        snprintf(cfg->data_advertise, sizeof(cfg->data_advertise), "%s:%u", ahost,
+                 (unsigned)port);
+        return 0;
+    }
+    snprintf(cfg->data_advertise, sizeof(cfg->data_advertise), "%s", cfg->data_address);
+    return 0;
+}
+
 static int check_sizes(const struct node_config *cfg, struct cmn_err *err)
 {
     if (cfg->max_frame_size < cfg->max_chunk_size + NODE_FRAME_SLACK)
@@ -216,6 +270,7 @@ int node_config_finish(struct node_config *cfg, struct cmn_err *err)
     if ((rc = check_cluster(cfg->cluster, err)) || (rc = check_failure_domain(cfg->failure_domain,
                                                                              err)) ||
         (rc = cmn_conf_check_addr_list("meta", cfg->meta, META_REPLICAS_MAX, err)) || (rc = derive_advertise(cfg, err)) ||
+        (rc = derive_data_advertise(cfg, err)) ||
         (rc = check_sizes(cfg, err)))
         return rc;
     if (node_config_parse_backend(cfg->io_backend, &cfg->io_kind) != 0)

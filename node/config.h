@@ -31,6 +31,8 @@ struct node_config {
     char *node_uuid;                  /* NULL: the identity lives on the disks only */
     char *rpc_address;
     char *advertise_address;          /* NULL: derived from rpc-address by finish/main */
+    char *data_address;               /* NULL: no fan-out data listener */
+    char *data_advertise_address;     /* NULL: derived from data-address / advertise host */
     char *failure_domain;
     char *meta;
     char *cluster_secret;             /* sensitive */
@@ -55,6 +57,9 @@ struct node_config {
      * rpc-address has port 0 and no advertise-address is set: main fills it in with the
      * port actually bound. */
     char advertise[NODE_ADDR_MAX];
+    /* What clients dial for fan-out data sessions; empty when there is no data listener or
+     * its port is 0 (main fills it in with the port bound). */
+    char data_advertise[NODE_ADDR_MAX];
     bool have_uuid;                   /* node-uuid was set: `uuid` holds it */
     struct cmn_id uuid;
     uint8_t *secret;                  /* the cluster secret bytes (malloc'd) */

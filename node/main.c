@@ -35,6 +35,7 @@
 #include "node/io.h"
 #include "node/registrar.h"
 #include "node/scrub.h"
+#include "node/fanout.h"
 #include "node/service.h"
 #include "node/store.h"
 
@@ -54,6 +55,8 @@ struct app {
     struct cmn_rpc_server *rpc;
     struct node_registrar *reg;
     struct node_scrub *scrub;
+    struct cmn_dp_server *dp;        /* fan-out data listener, when data-address is set */
+    struct node_fanout *fanout;
     uv_signal_t sig[2];
     bool signals_ready;
     bool shutting_down;
@@ -217,6 +220,11 @@ static void begin_shutdown(struct app *app)
     }
     if (app->svc)
         node_service_stop(app->svc);
+    /* Pushes still queued complete with LODE_ECLOSED; their fan-out requests answer. */
+    if (app->dp) {
+        cmn_dp_server_close(app->dp, NULL, NULL);
+        app->dp = NULL;
+    }
     /* Neither touches the store once closing: a scrub read in flight completes through the
      * store's close, and the registrar's calls to meta are abandoned. */
     if (app->scrub) {
@@ -254,6 +262,8 @@ static void finish(struct app *app)
         uv_run(&app->loop, UV_RUN_DEFAULT);
         node_service_destroy(app->svc);
         app->svc = NULL;
+        node_fanout_destroy(app->fanout);
+        app->fanout = NULL;
         int rc = uv_loop_close(&app->loop);
         if (rc != 0)
             LOG_WARN(LOG_CTX, "loop closed with handles still open: %s", uv_strerror(rc));
@@ -292,6 +302,53 @@ static void store_open_failed(const struct node_config *cfg, int rc, const struc
     }
     LOG_ERROR(LOG_CTX, "cannot open the chunk store (cluster %s, %zu data dir(s)): %s%s",
               cfg->cluster, cfg->n_dirs, cmn_err_text(err), remedy);
+}
+
+
+/* The fan-out data listener (data-address): clients' data sessions connect here, and
+ * FANOUT_PUSH writes into them. `rpc_host` is the host of rpc-address, for messages. */
+static int start_data_listener(struct app *app, const char *rpc_host)
+{
+    struct node_config *cfg = &app->cfg;
+    struct cmn_err err;
+    cmn_err_clear(&err);
+    struct cmn_dp_server_config dc = {
+        .secret = cfg->secret,
+        .secret_len = cfg->secret_len,
+        .max_frame = (uint32_t)cfg->max_chunk_size,
+    };
+    int rc = cmn_dp_server_create(&app->loop, &dc, &app->dp);
+    if (rc) {
+        LOG_ERROR(LOG_CTX, "data listener: %s", lode_strerror(rc));
+        return rc;
+    }
+    if ((rc = cmn_dp_server_listen(app->dp, cfg->data_address, &err))) {
+        LOG_ERROR(LOG_CTX, "data listener on %s: %s (another process may hold the port: choose "
+                  "another data-address)", cfg->data_address, cmn_err_text(&err));
+        return rc;
+    }
+    if (!cfg->data_advertise[0]) {
+        char host[NODE_ADDR_MAX];
+        uint16_t port = 0;
+        cmn_addr_split(cfg->data_address, host, sizeof(host), &port);
+        snprintf(cfg->data_advertise, sizeof(cfg->data_advertise), "%s:%d",
+                 strcmp(host, "0.0.0.0") == 0 ? rpc_host : host, cmn_dp_server_port(app->dp));
+    }
+    struct node_fanout_options fo = {
+        .loop = &app->loop,
+        .store = app->store,
+        .dp = app->dp,
+        .metrics = app->metrics,
+        .max_piece = (uint32_t)cfg->max_chunk_size,
+    };
+    if ((rc = node_fanout_create(&fo, &app->fanout))) {
+        LOG_ERROR(LOG_CTX, "fan-out: %s", lode_strerror(rc));
+        return rc;
+    }
+    node_service_attach_fanout(app->svc, app->fanout);
+    LOG_INFO(LOG_CTX, "fan-out data listener on %s (advertised as %s)", cfg->data_address,
+             cfg->data_advertise);
+    return 0;
 }
 
 static int start(struct app *app)
@@ -382,6 +439,8 @@ static int start(struct app *app)
     if (!cfg->advertise[0])
         snprintf(cfg->advertise, sizeof(cfg->advertise), "%s", bound);
     node_service_set_address(app->svc, cfg->advertise);
+    if (cfg->data_address && (rc = start_data_listener(app, host)) != 0)
+        return rc;
 
     struct node_registrar_options ro = {
         .loop = &app->loop,
@@ -391,6 +450,7 @@ static int start(struct app *app)
         .secret = cfg->secret,
         .secret_len = cfg->secret_len,
         .address = cfg->advertise,
+        .data_address = cfg->data_advertise,
         .failure_domain = cfg->failure_domain,
         .heartbeat_interval_ms = cfg->heartbeat_interval_ms,
         .max_frame = (uint32_t)cfg->max_frame_size,

@@ -57,6 +57,7 @@ struct node_registrar {
     struct node_store *st;
     struct cmn_meta_async *meta;
     char *address;
+    char *data_address;
     char *failure_domain;
     uint64_t interval_ms;
     uint64_t report_retry_ms;
@@ -317,6 +318,7 @@ static void send_register(struct node_registrar *r)
     ni.uuid.data = uuid.b;
     ni.uuid.len = CMN_ID_SIZE;
     ni.address = r->address;
+    ni.data_address = r->data_address;
     ni.failure_domain = r->failure_domain;
     ni.capacity_bytes = stats.capacity_bytes;
     ni.used_bytes = stats.used_bytes;
@@ -421,6 +423,7 @@ static void destroy(struct node_registrar *r)
 {
     free(r->q);
     free(r->address);
+    free(r->data_address);
     free(r->failure_domain);
     free(r);
 }
@@ -436,8 +439,9 @@ int node_registrar_start(const struct node_registrar_options *o, struct node_reg
     r->interval_ms = o->heartbeat_interval_ms ? o->heartbeat_interval_ms : DEFAULT_INTERVAL_MS;
     r->report_retry_ms = o->report_retry_ms ? o->report_retry_ms : REPORT_RETRY_MS;
     r->address = strdup(o->address ? o->address : "");
+    r->data_address = strdup(o->data_address ? o->data_address : "");
     r->failure_domain = strdup(o->failure_domain ? o->failure_domain : "");
-    if (!r->address || !r->failure_domain) {
+    if (!r->address || !r->data_address || !r->failure_domain) {
         destroy(r);
         return cmn_err_set(err, -ENOMEM, "registrar: out of memory");
     }

@@ -32,6 +32,7 @@ struct node_registrar_options {
     const void *secret;                /* cluster secret (copied) */
     size_t secret_len;
     const char *address;               /* advertised chunk-service address (copied) */
+    const char *data_address;          /* advertised fan-out data address, or NULL/"" */
     const char *failure_domain;        /* copied */
     uint64_t heartbeat_interval_ms;    /* 0 = 2000 */
     uint64_t report_retry_ms;          /* 0 = 30000: while meta refuses CORRUPT_REPORT */

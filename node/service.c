@@ -21,6 +21,7 @@
 #include "common/id.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "node/fanout.h"
 #include "node/push.h"
 
 #define LOG_CTX "service"
@@ -35,6 +36,7 @@ static const struct {
 } methods[] = {
     METHOD_ROW(CHUNK_PUT),  METHOD_ROW(CHUNK_GET),  METHOD_ROW(CHUNK_DELETE),
     METHOD_ROW(CHUNK_STAT), METHOD_ROW(CHUNK_LIST), METHOD_ROW(NODE_HEALTH),
+    METHOD_ROW(FANOUT_PUSH),
 };
 #undef METHOD_ROW
 #define N_METHODS (sizeof(methods) / sizeof(methods[0]))
@@ -56,6 +58,7 @@ struct node_service {
     struct node_registrar *reg;
     struct node_scrub *scrub;
     struct cmn_xfer *xfer;           /* the GET send side ("rpc") */
+    struct node_fanout *fanout;      /* FANOUT_PUSH, when a data listener runs */
     struct method_metrics mm[N_METHODS + 1]; /* + "unknown" */
     struct cmn_counter *bytes_in;
     struct cmn_counter *bytes_out;
@@ -521,6 +524,30 @@ static void do_health(struct req *r)
     free(dp);
 }
 
+/* ---- FANOUT_PUSH ---------------------------------------------------------------------- */
+
+static void fanout_done(void *data, int status)
+{
+    finish(data, status);
+}
+
+static void do_fanout(struct req *r, const Lode__FanoutPushRequest *q)
+{
+    if (!r->svc->fanout) {
+        reply_error(r, LODE_ENOMETHOD, "fan-out reads are not enabled on this node: set "
+                    "data-address to run its data listener");
+        return;
+    }
+    struct cmn_rpc_call *call = r->call;
+    r->call = NULL; /* the fan-out module answers it */
+    node_fanout_push(r->svc->fanout, call, q, fanout_done, r);
+}
+
+void node_service_attach_fanout(struct node_service *svc, struct node_fanout *fanout)
+{
+    svc->fanout = fanout;
+}
+
 /* ---- dispatch ------------------------------------------------------------------------- */
 
 void node_service_handle(void *data, struct cmn_rpc_call *call)
@@ -581,6 +608,9 @@ void node_service_handle(void *data, struct cmn_rpc_call *call)
         break;
     case CMN_RPC_NODE_HEALTH:
         do_health(r);
+        break;
+    case CMN_RPC_FANOUT_PUSH:
+        do_fanout(r, (const Lode__FanoutPushRequest *)req);
         break;
     default:
         reply_error(r, LODE_ENOMETHOD, "unknown method %u", method);

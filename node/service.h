@@ -52,6 +52,10 @@ void node_service_set_address(struct node_service *svc, const char *address);
 void node_service_attach(struct node_service *svc, struct node_registrar *reg,
                          struct node_scrub *scrub);
 
+/* Serves FANOUT_PUSH through `fanout` (node/fanout.h); without it the method is refused. */
+struct node_fanout;
+void node_service_attach_fanout(struct node_service *svc, struct node_fanout *fanout);
+
 /* cmn_rpc_handler_cb: `data` is the service. */
 void node_service_handle(void *data, struct cmn_rpc_call *call);
 /* The RPC server's payload_alloc / payload_free hooks (`data` is the service): CHUNK_PUT

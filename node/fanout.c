@@ -1,0 +1,430 @@
+/* FANOUT_PUSH (see fanout.h).
+ *
+ * One struct job per request: validated and copied out of the protobuf before anything
+ * starts, then driven by store-read and push completions, `depth` pieces at a time, in
+ * order. A job is answered once every piece has a status; the answer goes into a small ring
+ * of recent results so that a retransmitted request id gets the same answer instead of a
+ * second round of writes into the client's window.
+ */
+#include "node/fanout.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lode/errno.h>
+
+#include "common/clock.h"
+#include "common/id.h"
+#include "common/log.h"
+#include "common/metrics.h"
+
+#define LOG_CTX "fanout"
+#define DEFAULT_DEPTH 4
+#define DEFAULT_LEASE_MS 5000
+#define MAX_LEASE_MS 60000
+/* Pieces in one request: a 4 GiB window in 64 KiB pieces. */
+#define MAX_PIECES 65536
+/* Recent results kept for retransmissions. */
+#define RECENT 256
+
+enum { TRANSPORT_TCP = 1, TRANSPORT_RC = 2 };
+
+struct piece {
+    struct cmn_id id;
+    uint64_t chunk_off;
+    uint32_t len;
+    uint64_t buf_off;
+    int status;
+    int state;                   /* 0 waiting, 1 reading, 2 pushing, 3 done */
+    struct node_read *rd;
+    struct job *job;
+};
+
+struct job {
+    struct node_fanout *f;
+    struct cmn_rpc_call *call;
+    void (*done)(void *data, int status);
+    void *done_data;
+    uint8_t sid[CMN_DP_SID_SIZE];
+    char key[CMN_DP_ACCESS_KEY_MAX + 1];
+    uint64_t base, size, request_id;
+    uint64_t deadline_ms;        /* monotonic: no write starts after it */
+    uint64_t start_ns;
+    struct piece *pieces;
+    size_t n, next, active, finished;
+    uint64_t bytes;
+    bool session_lost;
+    struct job *prev, *next_job; /* running jobs */
+};
+
+struct recent {
+    uint8_t sid[CMN_DP_SID_SIZE];
+    uint64_t request_id;
+    bool used;
+    uint64_t bytes;
+    int32_t *statuses;
+    size_t n;
+};
+
+struct node_fanout {
+    uv_loop_t *loop;
+    struct node_store *st;
+    struct cmn_dp_server *dp;
+    unsigned depth;
+    uint32_t max_piece;
+    struct job *running;
+    unsigned in_flight;
+    struct recent recent[RECENT];
+    size_t recent_next;
+    struct cmn_counter *m_requests, *m_refused, *m_bytes, *m_piece_errors;
+    struct cmn_histogram *m_latency;
+};
+
+int node_fanout_create(const struct node_fanout_options *o, struct node_fanout **out)
+{
+    struct node_fanout *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -ENOMEM;
+    f->loop = o->loop;
+    f->st = o->store;
+    f->dp = o->dp;
+    f->depth = o->depth ? o->depth : DEFAULT_DEPTH;
+    f->max_piece = o->max_piece ? o->max_piece : CMN_DP_MAX_FRAME_DEFAULT;
+    struct cmn_metrics *m = o->metrics;
+    if (m) {
+        const char *tcp = "transport=\"tcp\"";
+        f->m_requests = cmn_metrics_counter(m, "lode_node_fanout_requests_total", tcp,
+                                            "FANOUT_PUSH requests accepted, by transport.");
+        f->m_refused = cmn_metrics_counter(m, "lode_node_fanout_refused_total", tcp,
+                                           "FANOUT_PUSH requests refused before any write "
+                                           "(bad fields, window, no session).");
+        f->m_bytes = cmn_metrics_counter(m, "lode_node_fanout_bytes_total", tcp,
+                                         "Bytes written into client windows.");
+        f->m_piece_errors = cmn_metrics_counter(m, "lode_node_fanout_piece_errors_total", tcp,
+                                                "Pieces not written (read error, session "
+                                                "lost, lease over).");
+        f->m_latency = cmn_metrics_histogram(m, "lode_node_fanout_seconds", tcp,
+                                             "FANOUT_PUSH time from arrival to answer.", NULL,
+                                             0);
+    }
+    *out = f;
+    return 0;
+}
+
+unsigned node_fanout_in_flight(const struct node_fanout *f)
+{
+    return f->in_flight;
+}
+
+void node_fanout_destroy(struct node_fanout *f)
+{
+    if (!f)
+        return;
+    for (size_t i = 0; i < RECENT; i++)
+        free(f->recent[i].statuses);
+    free(f);
+}
+
+/* ---- recent results ------------------------------------------------------------------- */
+
+static struct recent *recent_find(struct node_fanout *f, const uint8_t sid[16], uint64_t id)
+{
+    for (size_t i = 0; i < RECENT; i++) {
+        struct recent *r = &f->recent[i];
+        if (r->used && r->request_id == id && memcmp(r->sid, sid, 16) == 0)
+            return r;
+    }
+    return NULL;
+}
+
+static void recent_add(struct node_fanout *f, const struct job *j)
+{
+    struct recent *r = &f->recent[f->recent_next];
+    f->recent_next = (f->recent_next + 1) % RECENT;
+    free(r->statuses);
+    memset(r, 0, sizeof(*r));
+    r->statuses = malloc(j->n * sizeof(*r->statuses));
+    if (!r->statuses)
+        return; /* a retransmission then runs again; pushes of verified bytes are idempotent */
+    for (size_t i = 0; i < j->n; i++)
+        r->statuses[i] = j->pieces[i].status;
+    r->n = j->n;
+    r->bytes = j->bytes;
+    memcpy(r->sid, j->sid, 16);
+    r->request_id = j->request_id;
+    r->used = true;
+}
+
+static void reply_result(struct cmn_rpc_call *call, uint64_t bytes, const int32_t *st, size_t n)
+{
+    Lode__FanoutPushResponse resp = LODE__FANOUT_PUSH_RESPONSE__INIT;
+    Lode__FanoutPieceResult *res = calloc(n ? n : 1, sizeof(*res));
+    Lode__FanoutPieceResult **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
+    if (!res || !ptrs) {
+        free(res);
+        free(ptrs);
+        cmn_rpc_reply_error(call, -ENOMEM, NULL, 0, "out of memory answering FANOUT_PUSH");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        lode__fanout_piece_result__init(&res[i]);
+        res[i].status = st[i];
+        ptrs[i] = &res[i];
+    }
+    resp.bytes = bytes;
+    resp.n_pieces = n;
+    resp.pieces = ptrs;
+    cmn_rpc_reply(call, &resp.base);
+    free(res);
+    free(ptrs);
+}
+
+/* ---- a job ---------------------------------------------------------------------------- */
+
+static void job_pump(struct job *j);
+
+static void job_finish(struct job *j)
+{
+    struct node_fanout *f = j->f;
+    int32_t *st = malloc((j->n ? j->n : 1) * sizeof(*st));
+    size_t failed = 0;
+    for (size_t i = 0; i < j->n; i++) {
+        if (st)
+            st[i] = j->pieces[i].status;
+        failed += j->pieces[i].status != 0;
+    }
+    if (st)
+        reply_result(j->call, j->bytes, st, j->n);
+    else
+        cmn_rpc_reply_error(j->call, -ENOMEM, NULL, 0, "out of memory answering FANOUT_PUSH");
+    free(st);
+    recent_add(f, j);
+    cmn_counter_add(f->m_bytes, j->bytes);
+    cmn_counter_add(f->m_piece_errors, failed);
+    cmn_histogram_observe(f->m_latency, (double)(cmn_mono_ns() - j->start_ns) / 1e9);
+    if (failed)
+        LOG_DEBUG(LOG_CTX, "request %" PRIu64 ": %zu of %zu pieces not written", j->request_id,
+                  failed, j->n);
+    if (j->prev)
+        j->prev->next_job = j->next_job;
+    else
+        f->running = j->next_job;
+    if (j->next_job)
+        j->next_job->prev = j->prev;
+    f->in_flight--;
+    void (*done)(void *, int) = j->done;
+    void *data = j->done_data;
+    free(j->pieces);
+    free(j);
+    if (done)
+        done(data, 0);
+}
+
+static void piece_end(struct piece *p, int status)
+{
+    struct job *j = p->job;
+    p->status = status;
+    p->state = 3;
+    j->active--;
+    j->finished++;
+    if (status == LODE_ECLOSED || status == LODE_ENOSESSION)
+        j->session_lost = true; /* the rest cannot be delivered either */
+}
+
+static void on_pushed(void *data, int status)
+{
+    struct piece *p = data;
+    struct job *j = p->job;
+    node_read_release(p->rd);
+    p->rd = NULL;
+    if (status == 0)
+        j->bytes += p->len;
+    piece_end(p, status);
+    job_pump(j);
+}
+
+static void on_read(void *data, int status, struct node_read *rd)
+{
+    struct piece *p = data;
+    struct job *j = p->job;
+    struct node_fanout *f = j->f;
+    if (status == 0 && rd->len != p->len) {
+        node_read_release(rd);
+        status = LODE_EINTERNAL;
+    }
+    if (status == 0 && j->session_lost) {
+        node_read_release(rd);
+        status = LODE_ECLOSED;
+    }
+    if (status == 0 && cmn_mono_ms() > j->deadline_ms) {
+        node_read_release(rd);
+        status = LODE_ETIMEOUT;
+    }
+    if (status != 0) {
+        piece_end(p, status);
+        job_pump(j);
+        return;
+    }
+    p->rd = rd;
+    p->state = 2;
+    int rc = cmn_dp_push(f->dp, j->sid, j->key, j->base, j->base + p->buf_off, rd->data, rd->len,
+                         on_pushed, p);
+    if (rc != 0) {
+        node_read_release(rd);
+        p->rd = NULL;
+        piece_end(p, rc);
+        job_pump(j);
+    }
+}
+
+/* Starts pieces while fewer than `depth` are active; answers once all have ended. Pieces
+ * that can no longer be written (session gone, lease over) end without being read. */
+static void job_pump(struct job *j)
+{
+    struct node_fanout *f = j->f;
+    while (j->next < j->n && j->active < f->depth) {
+        struct piece *p = &j->pieces[j->next++];
+        j->active++;
+        p->state = 1;
+        int rc = 0;
+        if (j->session_lost)
+            rc = LODE_ECLOSED;
+        else if (cmn_mono_ms() > j->deadline_ms)
+            rc = LODE_ETIMEOUT;
+        else
+            rc = node_store_get(f->st, &p->id, p->chunk_off, p->len, on_read, p);
+        if (rc != 0)
+            piece_end(p, rc);
+    }
+    if (j->finished == j->n && j->active == 0)
+        job_finish(j);
+}
+
+/* ---- the request ---------------------------------------------------------------------- */
+
+static int refuse(struct node_fanout *f, struct cmn_rpc_call *call, int status,
+                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static int refuse(struct node_fanout *f, struct cmn_rpc_call *call, int status,
+                  const char *fmt, ...)
+{
+    char msg[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    cmn_counter_add(f->m_refused, 1);
+    cmn_rpc_reply_error(call, status, NULL, 0, "%s", msg);
+    return status;
+}
+
+static int validate(struct node_fanout *f, struct cmn_rpc_call *call,
+                    const Lode__FanoutPushRequest *q)
+{
+    if (q->sid.len != CMN_DP_SID_SIZE)
+        return refuse(f, call, LODE_EBADMSG, "sid must be %d bytes, not %zu", CMN_DP_SID_SIZE,
+                      q->sid.len);
+    size_t klen = q->access_key ? strlen(q->access_key) : 0;
+    if (klen == 0 || klen > CMN_DP_ACCESS_KEY_MAX)
+        return refuse(f, call, LODE_EBADMSG, "access_key must be 1 to %d bytes",
+                      CMN_DP_ACCESS_KEY_MAX);
+    if (q->transport != TRANSPORT_TCP)
+        return refuse(f, call, -EPROTONOSUPPORT,
+                      "transport %u is not served by this node (tcp = 1)", q->transport);
+    if (q->window_size == 0 || q->window_base > UINT64_MAX - q->window_size)
+        return refuse(f, call, LODE_EWINDOW, "window %016" PRIx64 "+%" PRIu64 " is empty or wraps",
+                      q->window_base, q->window_size);
+    if (q->n_pieces == 0 || q->n_pieces > MAX_PIECES)
+        return refuse(f, call, -EINVAL, "%zu pieces: 1 to %d are allowed", q->n_pieces,
+                      MAX_PIECES);
+    if (q->lease_ms > MAX_LEASE_MS)
+        return refuse(f, call, -EINVAL, "lease of %u ms: at most %d", q->lease_ms, MAX_LEASE_MS);
+    for (size_t i = 0; i < q->n_pieces; i++) {
+        const Lode__FanoutPiece *p = q->pieces[i];
+        if (p->chunk_id.len != CMN_ID_SIZE)
+            return refuse(f, call, LODE_EBADMSG, "piece %zu: chunk_id must be 16 bytes", i);
+        if (p->length == 0 || p->length > f->max_piece)
+            return refuse(f, call, -EINVAL, "piece %zu: %u bytes; 1 to %u are allowed", i,
+                          p->length, f->max_piece);
+        if (!cmn_dp_range_inside(0, q->window_size, p->buf_offset, p->length))
+            return refuse(f, call, LODE_EWINDOW,
+                          "piece %zu: window bytes %" PRIu64 "+%u lie outside the %" PRIu64
+                          "-byte window", i, p->buf_offset, p->length, q->window_size);
+    }
+    if (cmn_dp_session_check(f->dp, q->sid.data, q->access_key) != 0)
+        return refuse(f, call, LODE_ENOSESSION,
+                      "no data session with this id owned by this access key is connected to "
+                      "this node (the client must connect to every data source first)");
+    return 0;
+}
+
+void node_fanout_push(struct node_fanout *f, struct cmn_rpc_call *call,
+                      const Lode__FanoutPushRequest *q, void (*done)(void *data, int status),
+                      void *data)
+{
+    int rc = validate(f, call, q);
+    if (rc) {
+        if (done)
+            done(data, rc);
+        return;
+    }
+    struct recent *seen = recent_find(f, q->sid.data, q->request_id);
+    if (seen) {
+        /* A retransmission: the same answer, no second write. */
+        reply_result(call, seen->bytes, seen->statuses, seen->n);
+        if (done)
+            done(data, 0);
+        return;
+    }
+    for (struct job *r = f->running; r; r = r->next_job) {
+        if (r->request_id == q->request_id && memcmp(r->sid, q->sid.data, 16) == 0) {
+            rc = refuse(f, call, -EALREADY, "request %" PRIu64 " is still running",
+                        q->request_id);
+            if (done)
+                done(data, rc);
+            return;
+        }
+    }
+    struct job *j = calloc(1, sizeof(*j));
+    struct piece *ps = calloc(q->n_pieces, sizeof(*ps));
+    if (!j || !ps) {
+        free(j);
+        free(ps);
+        cmn_rpc_reply_error(call, -ENOMEM, NULL, 0, "out of memory for FANOUT_PUSH");
+        if (done)
+            done(data, -ENOMEM);
+        return;
+    }
+    j->f = f;
+    j->call = call;
+    j->done = done;
+    j->done_data = data;
+    memcpy(j->sid, q->sid.data, 16);
+    snprintf(j->key, sizeof(j->key), "%s", q->access_key);
+    j->base = q->window_base;
+    j->size = q->window_size;
+    j->request_id = q->request_id;
+    j->start_ns = cmn_mono_ns();
+    j->deadline_ms = cmn_mono_ms() + (q->lease_ms ? q->lease_ms : DEFAULT_LEASE_MS);
+    j->pieces = ps;
+    j->n = q->n_pieces;
+    for (size_t i = 0; i < j->n; i++) {
+        const Lode__FanoutPiece *p = q->pieces[i];
+        cmn_id_from_bytes(p->chunk_id.data, p->chunk_id.len, &ps[i].id);
+        ps[i].chunk_off = p->chunk_offset;
+        ps[i].len = p->length;
+        ps[i].buf_off = p->buf_offset;
+        ps[i].job = j;
+    }
+    j->next_job = f->running;
+    if (f->running)
+        f->running->prev = j;
+    f->running = j;
+    f->in_flight++;
+    cmn_counter_add(f->m_requests, 1);
+    job_pump(j);
+}
