@@ -33,13 +33,16 @@ struct cli_ctx {
     uint32_t timeout_ms;       /* per command (all retries included) */
     struct cmn_meta_client *mc; /* created by cli_client() */
     char **flags;              /* the verb's own options given (e.g. "--verify"); see cli_flag */
+    char **values;             /* their values, NULL for boolean options; see cli_opt */
     unsigned n_flags;
 };
 
 struct cli_verb {
     const char *name;
     /* Synopsis of the arguments, "" when none. A boolean option of the verb's own is written
-     * "[--name]" here: main accepts exactly the options so written (see cli_flag). */
+     * "[--name]" here, an option with a value "[--name VALUE]" (given as "--name VALUE" or
+     * "--name=VALUE"): main accepts exactly the options so written (see cli_flag, cli_opt).
+     * An option name that takes a value in one verb takes one in every verb. */
     const char *args;
     const char *help;          /* one line */
     unsigned min_args, max_args;
@@ -72,6 +75,10 @@ void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Whether the verb's own boolean option `name` ("--verify") was given. */
 bool cli_flag(const struct cli_ctx *ctx, const char *name);
+
+/* The value of the verb's own option `name` ("--owner"), the last one given; NULL when it
+ * was not given. Points into argv. */
+const char *cli_opt(const struct cli_ctx *ctx, const char *name);
 
 /* Exit code for a call's status: 0, 1 (the cluster's answer), 3 (transport or no leader). */
 int cli_exit_for_status(int status);

@@ -109,20 +109,46 @@ int cli_exit_for_status(int status)
 bool cli_flag(const struct cli_ctx *ctx, const char *name)
 {
     for (unsigned i = 0; i < ctx->n_flags; i++)
-        if (strcmp(ctx->flags[i], name) == 0)
+        if (!ctx->values[i] && strcmp(ctx->flags[i], name) == 0)
             return true;
     return false;
 }
 
-/* Whether `opt` ("--verify") is one of the verb's own options, written "[--verify]" in its
- * synopsis. */
-static bool verb_has_flag(const struct cli_verb *v, const char *opt)
+const char *cli_opt(const struct cli_ctx *ctx, const char *name)
 {
-    size_t n = strlen(opt);
-    for (const char *s = v->args; (s = strstr(s, opt)) != NULL; s += n)
-        if (s > v->args && s[-1] == '[' && s[n] == ']')
-            return true;
-    return false;
+    const char *v = NULL;
+    size_t n = strlen(name);
+    for (unsigned i = 0; i < ctx->n_flags; i++)
+        if (ctx->values[i] && strncmp(ctx->flags[i], name, n) == 0 &&
+            (ctx->flags[i][n] == '\0' || ctx->flags[i][n] == '='))
+            v = ctx->values[i]; /* the last one given wins, as for the global options */
+    return v;
+}
+
+/* How the verb declares option `opt` (its name: n bytes) in its synopsis: 0 not at all, 1 as
+ * a boolean "[--verify]", 2 with a value "[--owner USER]". */
+static int verb_opt_kind(const struct cli_verb *v, const char *opt, size_t n)
+{
+    for (const char *s = v->args; (s = strstr(s, opt)) != NULL; s += n) {
+        if (s == v->args || s[-1] != '[' || strncmp(s, opt, n) != 0)
+            continue;
+        if (s[n] == ']')
+            return 1;
+        if (s[n] == ' ')
+            return 2;
+    }
+    return 0;
+}
+
+static bool verb_has_flag(const struct cli_verb *v, const char *opt, const char *value)
+{
+    size_t n = value ? strcspn(opt, "=") : strlen(opt);
+    char name[64];
+    if (n >= sizeof(name))
+        return false;
+    memcpy(name, opt, n);
+    name[n] = '\0';
+    return verb_opt_kind(v, name, n) == (value ? 2 : 1);
 }
 
 static void no_meta_address(void)
@@ -297,7 +323,24 @@ struct parsed {
     char **pos;
     unsigned nflags;
     char **flags;              /* options main does not know: the verb's own, checked later */
+    char **values;             /* their values (NULL for a boolean option) */
 };
+
+/* Whether some verb declares `opt` ("--owner", n bytes) with a value: then "--owner USER"
+ * takes the next word as its value wherever it appears, before the verb is known. */
+static bool any_verb_takes_value(const char *opt, size_t n)
+{
+    char name[64];
+    if (n >= sizeof(name))
+        return false;
+    memcpy(name, opt, n);
+    name[n] = '\0';
+    for (size_t k = 0; k < NNOUNS; k++)
+        for (const struct cli_verb *v = nouns[k]->verbs; v->name; v++)
+            if (verb_opt_kind(v, name, n) == 2)
+                return true;
+    return false;
+}
 
 static int parse_args(int argc, char **argv, struct parsed *p)
 {
@@ -324,6 +367,16 @@ static int parse_args(int argc, char **argv, struct parsed *p)
             if (!(p->timeout = opt_value(argc, argv, &i, "--timeout")))
                 return CLI_EXIT_USAGE;
         } else {
+            size_t n = strcspn(a, "=");
+            char *value = a[n] == '=' ? a + n + 1 : NULL;
+            if (!value && any_verb_takes_value(a, n)) {
+                if (i + 1 >= argc) {
+                    cli_errorf("%s needs a value", a);
+                    return CLI_EXIT_USAGE;
+                }
+                value = argv[++i];
+            }
+            p->values[p->nflags] = value;
             p->flags[p->nflags++] = a;
         }
     }
@@ -335,9 +388,11 @@ static int run(int argc, char **argv, struct cli_ctx *ctx)
     struct parsed p = {0};
     p.pos = calloc((size_t)argc + 1, sizeof(char *));
     p.flags = calloc((size_t)argc + 1, sizeof(char *));
-    if (!p.pos || !p.flags) {
+    p.values = calloc((size_t)argc + 1, sizeof(char *));
+    if (!p.pos || !p.flags || !p.values) {
         free(p.pos);
         free(p.flags);
+        free(p.values);
         return CLI_EXIT_USAGE;
     }
     int rc = parse_args(argc, argv, &p);
@@ -369,7 +424,7 @@ static int run(int argc, char **argv, struct cli_ctx *ctx)
         bool known = false;
         for (size_t k = 0; k < NNOUNS && !known; k++)
             for (const struct cli_verb *v = nouns[k]->verbs; v->name && !known; v++)
-                known = verb_has_flag(v, p.flags[i]);
+                known = verb_has_flag(v, p.flags[i], p.values[i]);
         if (!known) {
             cli_errorf("unknown option '%s' (see lodectl --help)", p.flags[i]);
             rc = CLI_EXIT_USAGE;
@@ -402,7 +457,7 @@ static int run(int argc, char **argv, struct cli_ctx *ctx)
         goto out;
     }
     for (unsigned i = 0; i < p.nflags; i++) {
-        if (!verb_has_flag(verb, p.flags[i])) {
+        if (!verb_has_flag(verb, p.flags[i], p.values[i])) {
             cli_errorf("%s %s: unknown option '%s'", noun->name, verb->name, p.flags[i]);
             noun_usage(noun, stderr);
             rc = CLI_EXIT_USAGE;
@@ -410,6 +465,7 @@ static int run(int argc, char **argv, struct cli_ctx *ctx)
         }
     }
     ctx->flags = p.flags;
+    ctx->values = p.values;
     ctx->n_flags = p.nflags;
     unsigned nargs = (unsigned)p.npos - 2;
     if (nargs < verb->min_args || nargs > verb->max_args) {
@@ -446,9 +502,11 @@ static int run(int argc, char **argv, struct cli_ctx *ctx)
     rc = verb->run(ctx, (int)nargs, p.pos + 2);
 out:
     ctx->flags = NULL;
+    ctx->values = NULL;
     ctx->n_flags = 0;
     free(p.pos);
     free(p.flags);
+    free(p.values);
     return rc;
 }
 

@@ -35,6 +35,7 @@ struct lc_dp_window {
     struct cmd cmd;              /* first: a CMD_CLOSE points back here */
     struct lc_dp_window *next, *prev; /* open windows */
     uint64_t base, size;
+    uint32_t tag;
     uint8_t *dest;
     struct lc_dp_sink sink;
     bool staged, open, fenced, sink_failed;
@@ -227,6 +228,7 @@ static void reply_complete(struct conn *c)
     unlock(r);
 }
 
+/* mu held. Open windows never overlap, so at most one has this base. */
 static struct lc_dp_window *window_for(struct lc_dp_recv *r, uint64_t base)
 {
     for (struct lc_dp_window *w = r->windows; w; w = w->next) {
@@ -253,6 +255,11 @@ static void header_complete(struct conn *c)
     c->slot = NULL;
     lock(r);
     struct lc_dp_window *w = window_for(r, c->cur.window_base);
+    if (w && w->tag != c->cur.tag) {
+        /* Another request's frame for memory this window now owns: never let it land. */
+        r->st.stale_frames++;
+        w = NULL;
+    }
     if (w && cmn_dp_range_inside(w->base, w->size, c->cur.addr, c->cur.len)) {
         c->target = w;
         c->off = c->cur.addr - w->base;
@@ -708,11 +715,11 @@ int lc_dp_recv_wait_ready(struct lc_dp_recv *r, uint32_t timeout_ms, struct cmn_
     }
 }
 
-int lc_dp_recv_window_open(struct lc_dp_recv *r, uint64_t base, uint64_t size, void *dest,
-                           const struct lc_dp_sink *sink, struct lc_dp_window **out)
+int lc_dp_recv_window_open(struct lc_dp_recv *r, uint64_t base, uint64_t size, uint32_t tag,
+                           void *dest, const struct lc_dp_sink *sink, struct lc_dp_window **out)
 {
     *out = NULL;
-    if (size == 0 || base + size < base || !dest == !sink)
+    if (size == 0 || base + size < base || tag == 0 || !dest == !sink)
         return -EINVAL;
     if (sink && (!sink->get_slot || !sink->commit_slot || !sink->drop_slot))
         return -EINVAL;
@@ -727,6 +734,7 @@ int lc_dp_recv_window_open(struct lc_dp_recv *r, uint64_t base, uint64_t size, v
     w->cmd.kind = CMD_CLOSE;
     w->base = base;
     w->size = size;
+    w->tag = tag;
     w->dest = dest;
     if (sink) {
         w->sink = *sink;

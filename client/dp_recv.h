@@ -11,13 +11,15 @@
  * is connected or has failed. A source that failed (refused, unreachable, closed) stays
  * failed, with its error text, until it is added again.
  *
- * Windows: lc_dp_recv_window_open() registers [base, base+size) (the numbers in the request's
- * token) and where its bytes go: host memory, or a staged sink (e.g. pinned bounce slots that
- * are copied to a GPU). A DATA frame lands only when its window_base equals the base of an
- * open window and [addr, addr+len) lies inside it; any other frame is read into a discard
- * buffer and counted as dropped (the tcp fence). A header that fails its checks (magic, CRC,
- * flags, size) means the stream is desynchronised: that connection is closed and its source
- * fails. Per window and per source the receiver counts the payload bytes that landed.
+ * Windows: lc_dp_recv_window_open() registers [base, base+size) and the request's tag (the
+ * numbers in the request's token) and where its bytes go: host memory, or a staged sink (e.g.
+ * pinned bounce slots that are copied to a GPU). A DATA frame lands only when its window_base
+ * and tag equal the base and tag of an open window and [addr, addr+len) lies inside it; any
+ * other frame is read into a discard buffer and counted as dropped (the tcp fence). The tag
+ * keeps a late frame of a finished request out of the next window opened at the same base.
+ * A header that fails its checks (magic, CRC, size) means the stream is desynchronised: that
+ * connection is closed and its source fails. Per window and per source the receiver counts
+ * the payload bytes that landed.
  *
  * Fence: once lc_dp_recv_window_close() returns, no byte is ever written into that window's
  * memory again and its sink is never called again; a read into the window that was under way
@@ -102,20 +104,23 @@ struct lc_dp_sink {
     void *data;
 };
 
-/* Registers window [base, base+size). Exactly one of `dest` (host memory of `size` bytes:
- * window offset o is written at dest + o) and `sink` (copied) is non-NULL. `dest` must stay
- * valid until lc_dp_recv_window_close returns. Returns 0 and a handle in *out, -EINVAL (size 0,
- * base + size overflows, both or neither destination), -EBUSY (overlaps an open window), or
- * -ENOMEM. */
-int lc_dp_recv_window_open(struct lc_dp_recv *r, uint64_t base, uint64_t size, void *dest,
-                           const struct lc_dp_sink *sink, struct lc_dp_window **out);
+/* Registers window [base, base+size) for the request tagged `tag` (the token's tag: a fresh
+ * random non-zero value per request, so that frames of an earlier request at the same base
+ * never land here). Exactly one of `dest` (host memory of `size` bytes: window offset o is
+ * written at dest + o) and `sink` (copied) is non-NULL. `dest` must stay valid until
+ * lc_dp_recv_window_close returns. Returns 0 and a handle in *out, -EINVAL (size 0, base +
+ * size overflows, tag 0, both or neither destination), -EBUSY (overlaps an open window,
+ * whatever its tag: close the old window before reusing its memory), or -ENOMEM. */
+int lc_dp_recv_window_open(struct lc_dp_recv *r, uint64_t base, uint64_t size, uint32_t tag,
+                           void *dest, const struct lc_dp_sink *sink, struct lc_dp_window **out);
 
 /* Bytes that landed in the window from `source_id` (0 for a source that sent none). Frames of
  * a source land in order, so this many bytes of that source's frames are complete. */
 uint64_t lc_dp_recv_window_bytes(struct lc_dp_recv *r, struct lc_dp_window *w,
                                  uint64_t source_id);
 
-/* Payload bytes dropped because their frame named this window's base but lay outside it. */
+/* Payload bytes dropped because their frame named this window's base and tag but lay outside
+ * it. */
 uint64_t lc_dp_recv_window_dropped(struct lc_dp_recv *r, struct lc_dp_window *w);
 
 struct lc_dp_expect {
@@ -140,8 +145,10 @@ void lc_dp_recv_window_close(struct lc_dp_recv *r, struct lc_dp_window *w);
 struct lc_dp_recv_stats {
     uint64_t frames;             /* landed in a window */
     uint64_t bytes;
-    uint64_t dropped_frames;     /* no open window with that base, or outside it */
+    uint64_t dropped_frames;     /* no open window with that base and tag, or outside it */
     uint64_t dropped_bytes;
+    uint64_t stale_frames;       /* of those: the base named an open window, the tag did not
+                                    (a late frame of an earlier request) */
     uint64_t bad_headers;        /* desynchronised streams (connection closed) */
 };
 

@@ -25,7 +25,7 @@ enum {
     DATA_LEN = 4,
     DATA_ADDR = 8,
     DATA_BASE = 16,
-    DATA_FLAGS = 24,
+    DATA_TAG = 24,
     DATA_CRC = 28,
 };
 
@@ -253,7 +253,7 @@ void cmn_dp_data_encode(const struct cmn_dp_data_hdr *h, uint8_t out[CMN_DP_DATA
     put32(out + DATA_LEN, h->len);
     put64(out + DATA_ADDR, h->addr);
     put64(out + DATA_BASE, h->window_base);
-    put32(out + DATA_FLAGS, h->flags);
+    put32(out + DATA_TAG, h->tag);
     put32(out + DATA_CRC, cmn_dp_crc32c(0, out, DATA_CRC));
 }
 
@@ -269,9 +269,6 @@ int cmn_dp_data_decode(const uint8_t in[CMN_DP_DATA_HDR_SIZE], uint32_t max_fram
     if (crc != want)
         return cmn_err_set(err, LODE_EBADMSG, "data frame: header CRC 0x%08x, computed 0x%08x",
                            crc, want);
-    uint32_t flags = get32(in + DATA_FLAGS);
-    if (flags != 0)
-        return cmn_err_set(err, LODE_EBADMSG, "data frame: unknown flags 0x%x", flags);
     uint32_t len = get32(in + DATA_LEN);
     if (len == 0)
         return cmn_err_set(err, LODE_EBADMSG, "data frame: empty payload");
@@ -281,6 +278,6 @@ int cmn_dp_data_decode(const uint8_t in[CMN_DP_DATA_HDR_SIZE], uint32_t max_fram
     out->len = len;
     out->addr = get64(in + DATA_ADDR);
     out->window_base = get64(in + DATA_BASE);
-    out->flags = flags;
+    out->tag = get32(in + DATA_TAG);
     return 0;
 }

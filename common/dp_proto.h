@@ -71,12 +71,14 @@ struct cmn_dp_reply {
 };
 
 /* A DATA frame header (magic and hdr_crc are implicit: written by encode, checked by
- * decode). */
+ * decode). A frame belongs to the request named by (window_base, tag): the base alone does
+ * not tell two requests apart that reuse one buffer, the tag does. */
 struct cmn_dp_data_hdr {
     uint32_t len;                /* payload bytes that follow the header */
     uint64_t addr;               /* absolute client address of the first payload byte */
     uint64_t window_base;        /* the token base: names the client's window */
-    uint32_t flags;              /* 0; anything else is refused */
+    uint32_t tag;                /* the token's request tag (any value on the wire; the
+                                    receiver opens windows with non-zero tags only) */
 };
 
 /* Fills cred->access_key/access_key_len from a string of `len` bytes (no NUL needed).
@@ -124,9 +126,10 @@ int cmn_dp_reply_decode(const uint8_t in[CMN_DP_REPLY_SIZE], struct cmn_dp_reply
 /* Writes the 32-byte DATA header, with magic and hdr_crc. */
 void cmn_dp_data_encode(const struct cmn_dp_data_hdr *h, uint8_t out[CMN_DP_DATA_HDR_SIZE]);
 
-/* Parses a DATA header. Returns 0, LODE_EBADMSG (wrong magic, CRC mismatch, non-zero flags:
- * the stream is desynchronised or corrupt and the connection must be closed), or
- * LODE_EFRAMETOOBIG (len 0 or above max_frame; 0 = CMN_DP_MAX_FRAME_DEFAULT). */
+/* Parses a DATA header. Returns 0, LODE_EBADMSG (wrong magic, CRC mismatch, len 0: the
+ * stream is desynchronised or corrupt and the connection must be closed), or
+ * LODE_EFRAMETOOBIG (len above max_frame; 0 = CMN_DP_MAX_FRAME_DEFAULT). Any tag is
+ * accepted: whether it names an open window is the receiver's business. */
 int cmn_dp_data_decode(const uint8_t in[CMN_DP_DATA_HDR_SIZE], uint32_t max_frame,
                        struct cmn_dp_data_hdr *out, struct cmn_err *err);
 

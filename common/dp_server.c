@@ -323,10 +323,12 @@ static void pump(struct conn *c)
 }
 
 int cmn_dp_push(struct cmn_dp_server *srv, const uint8_t sid[CMN_DP_SID_SIZE],
-                const char *access_key, uint64_t window_base, uint64_t addr, const void *src,
-                size_t len, cmn_dp_push_cb cb, void *data)
+                const char *access_key, uint64_t window_base, uint32_t tag, uint64_t addr,
+                const void *src, size_t len, cmn_dp_push_cb cb, void *data)
 {
-    if (!src || !cb || len == 0 || len > srv->max_frame)
+    /* Tag 0 names no window (receivers open none with it): such a frame could only ever be
+     * dropped, so a caller that forgot the tag hears it here. */
+    if (!src || !cb || tag == 0 || len == 0 || len > srv->max_frame)
         return -EINVAL;
     struct conn *c = find_session(srv, sid, access_key);
     if (!c)
@@ -339,7 +341,8 @@ int cmn_dp_push(struct cmn_dp_server *srv, const uint8_t sid[CMN_DP_SID_SIZE],
     p->len = len;
     p->cb = cb;
     p->data = data;
-    struct cmn_dp_data_hdr h = {.len = (uint32_t)len, .addr = addr, .window_base = window_base};
+    struct cmn_dp_data_hdr h = {.len = (uint32_t)len, .addr = addr, .window_base = window_base,
+                                .tag = tag};
     cmn_dp_data_encode(&h, p->hdr);
     if (!c->wait_head && fits(c, len)) {
         submit(c, p);
@@ -658,6 +661,11 @@ int cmn_dp_server_listen(struct cmn_dp_server *srv, const char *addr, struct cmn
     LOG_INFO(LOG_CTX, "listening for data sessions on %s (port %d)", addr,
              cmn_dp_server_port(srv));
     return 0;
+}
+
+void cmn_dp_server_set_source_id(struct cmn_dp_server *srv, uint64_t id)
+{
+    srv->source_id = id;
 }
 
 int cmn_dp_server_port(const struct cmn_dp_server *srv)

@@ -42,7 +42,7 @@ struct cmn_dp_server_config {
     const void *secret;          /* cluster secret (copied); must be non-empty */
     size_t secret_len;
     uint64_t source_id;          /* sent in HELLO_OK/ERR: nid, or 0x80000000|w for gateway
-                                    worker w */
+                                    worker w; cmn_dp_server_set_source_id changes it */
     uint32_t max_sessions;       /* live sessions; beyond it HELLO_ERR busy (5). 0 = default */
     uint64_t max_queued_bytes;   /* per connection, bytes in libuv writes. 0 = default */
     uint32_t max_frame;          /* largest push; 0 = CMN_DP_MAX_FRAME_DEFAULT */
@@ -80,6 +80,12 @@ int cmn_dp_server_create(uv_loop_t *loop, const struct cmn_dp_server_config *cfg
  * negative error with a message naming the address. */
 int cmn_dp_server_listen(struct cmn_dp_server *srv, const char *addr, struct cmn_err *err);
 
+/* Changes the source id this server answers with (a lode-node learns its nid only once it
+ * has registered with meta). Every HELLO_OK and HELLO_ERR sent after the call carries `id`;
+ * sessions already open are not told (their clients checked the id they were given when
+ * they connected). */
+void cmn_dp_server_set_source_id(struct cmn_dp_server *srv, uint64_t id);
+
 /* The bound port, or -1 when not listening. */
 int cmn_dp_server_port(const struct cmn_dp_server *srv);
 
@@ -88,16 +94,17 @@ int cmn_dp_server_port(const struct cmn_dp_server *srv);
  * received some, all or none of it). `src` may be reused from then on. */
 typedef void (*cmn_dp_push_cb)(void *data, int status);
 
-/* Sends one DATA frame {addr, window_base, len} followed by `len` bytes from `src` on the
- * connection of session `sid`, which must be owned by `access_key` (the verified requester's
- * key, NUL-terminated). `src` is not copied: it must stay valid and unchanged until cb runs.
- * Frames of one session are sent in push order. Returns 0 (cb runs exactly once, never from
- * inside this call) or an error (cb never runs): LODE_ENOSESSION (no live session with that
- * sid on this server, or it belongs to another key), -EINVAL (len 0, len > max_frame, NULL
- * src or cb). */
+/* Sends one DATA frame {addr, window_base, tag, len} followed by `len` bytes from `src` on
+ * the connection of session `sid`, which must be owned by `access_key` (the verified
+ * requester's key, NUL-terminated). window_base and tag are the request token's base and tag:
+ * the client lands the frame only while a window with both is open. `src` is not copied: it
+ * must stay valid and unchanged until cb runs. Frames of one session are sent in push order.
+ * Returns 0 (cb runs exactly once, never from inside this call) or an error (cb never runs):
+ * LODE_ENOSESSION (no live session with that sid on this server, or it belongs to another
+ * key), -EINVAL (tag 0, len 0, len > max_frame, NULL src or cb). */
 int cmn_dp_push(struct cmn_dp_server *srv, const uint8_t sid[CMN_DP_SID_SIZE],
-                const char *access_key, uint64_t window_base, uint64_t addr, const void *src,
-                size_t len, cmn_dp_push_cb cb, void *data);
+                const char *access_key, uint64_t window_base, uint32_t tag, uint64_t addr,
+                const void *src, size_t len, cmn_dp_push_cb cb, void *data);
 
 /* 0 when a live session `sid` owned by `access_key` is connected here, else LODE_ENOSESSION.
  * For checks before work starts (FANOUT_PUSH); a push can still find the session gone. */

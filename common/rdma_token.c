@@ -168,16 +168,15 @@ static int parse_dc_legacy(const struct field *f, struct cmn_rdma_token *t,
     return 0;
 }
 
-/* lode: base16:size16:tcp1:sid32 or base16:size16:rc1:sid32:rkey8. */
+/* lode: base16:size16:tcp1:sid32:tag8 or base16:size16:rc1:sid32:rkey8. */
 static int parse_lode(const struct field *f, size_t nf, bool rc1, struct cmn_rdma_token *t,
                       struct cmn_err *err)
 {
     const char *form = rc1 ? "lode rc1" : "lode tcp1";
-    size_t want = rc1 ? 5 : 4;
-    if (nf != want)
+    if (nf != 5)
         return cmn_err_set(err, -EINVAL, "rdma token (%s): %zu colon-separated fields, "
-                           "expected %zu", form, nf, want);
-    uint64_t base, size, rkey = 0;
+                           "expected 5", form, nf);
+    uint64_t base, size, rkey = 0, tag = 0;
     uint8_t sid[16];
     if (!hex_exact(&f[0], 16, &base))
         return bad_field(err, form, 1, "base address", "16 hex digits");
@@ -187,6 +186,10 @@ static int parse_lode(const struct field *f, size_t nf, bool rc1, struct cmn_rdm
         return bad_field(err, form, 4, "session id", "32 hex digits");
     if (rc1 && !hex_exact(&f[4], 8, &rkey))
         return bad_field(err, form, 5, "rkey", "8 hex digits");
+    /* A zero tag is what a client that never picked one would send: it could not tell its
+     * requests apart, so it is refused rather than served without the fence. */
+    if (!rc1 && (!hex_exact(&f[4], 8, &tag) || tag == 0))
+        return bad_field(err, form, 5, "tag", "8 hex digits, not all zero");
     int rc = window_ok(form, base, size, err);
     if (rc)
         return rc;
@@ -199,6 +202,7 @@ static int parse_lode(const struct field *f, size_t nf, bool rc1, struct cmn_rdm
     } else {
         t->kind = CMN_RDMA_TCP;
         memcpy(t->u.tcp.sid, sid, 16);
+        t->u.tcp.tag = (uint32_t)tag;
     }
     return 0;
 }
@@ -253,7 +257,7 @@ int cmn_rdma_token_parse(const char *s, size_t len, struct cmn_rdma_token *out,
     struct field f[MAX_FIELDS];
     size_t nf = split(s, len, f);
     int rc;
-    /* The transport tag in field 3 decides first: it is never hex, so it cannot be a DC
+    /* The transport name in field 3 decides first: it is never hex, so it cannot be a DC
      * rkey, and it keeps a mis-sized lode token from being reported as a bad DC token. */
     if (nf >= 3 && nf <= MAX_FIELDS && field_is(&f[2], "tcp1"))
         rc = parse_lode(f, nf, false, out, err);
@@ -294,6 +298,8 @@ int cmn_rdma_token_format(const struct cmn_rdma_token *t, char *out, size_t cap,
     int rc = window_ok(rc1 ? "lode rc1" : "lode tcp1", t->base, t->size, err);
     if (rc)
         return rc;
+    if (!rc1 && t->u.tcp.tag == 0)
+        return cmn_err_set(err, -EINVAL, "rdma token (lode tcp1): tag is 0");
     size_t want = rc1 ? CMN_RDMA_TOKEN_RC_LEN : CMN_RDMA_TOKEN_TCP_LEN;
     if (cap < want + 1)
         return cmn_err_set(err, -ENOSPC, "rdma token: %zu-byte buffer, %zu needed", cap,
@@ -305,7 +311,8 @@ int cmn_rdma_token_format(const struct cmn_rdma_token *t, char *out, size_t cap,
         n = snprintf(out, cap, "%016" PRIx64 ":%016" PRIx64 ":rc1:%s:%08" PRIx32, t->base,
                      t->size, sid, t->u.rc.rkey);
     else
-        n = snprintf(out, cap, "%016" PRIx64 ":%016" PRIx64 ":tcp1:%s", t->base, t->size, sid);
+        n = snprintf(out, cap, "%016" PRIx64 ":%016" PRIx64 ":tcp1:%s:%08" PRIx32, t->base,
+                     t->size, sid, t->u.tcp.tag);
     return n;
 }
 

@@ -5,7 +5,7 @@
  * the S3-over-RDMA design):
  *   DC canonical  81 chars  base16:size8:rkey8:lid4:dctn6:g1:gid32    -> CMN_RDMA_DC
  *   DC legacy    115 chars  <DC canonical>:addr16:size16               -> CMN_RDMA_DC
- *   lode tcp      71 chars  base16:size16:tcp1:sid32                   -> CMN_RDMA_TCP
+ *   lode tcp      80 chars  base16:size16:tcp1:sid32:tag8              -> CMN_RDMA_TCP
  *   lode rc       79 chars  base16:size16:rc1:sid32:rkey8              -> CMN_RDMA_RC
  *   hipObject RC  88 hex digits (a 44-byte record)                     -> ..._DECLINE_HIPOBJ
  *   libfabric     base:size:ofi1:provider:epname-hex:mkey-hex          -> ..._DECLINE_OFI
@@ -34,11 +34,11 @@
 
 #define CMN_RDMA_TOKEN_DC_LEN 81
 #define CMN_RDMA_TOKEN_DC_LEGACY_LEN 115
-#define CMN_RDMA_TOKEN_TCP_LEN 71
+#define CMN_RDMA_TOKEN_TCP_LEN 80
 #define CMN_RDMA_TOKEN_RC_LEN 79
 #define CMN_RDMA_TOKEN_HIPOBJ_LEN 88
-/* Buffer size for cmn_rdma_token_format(): the longest lode token plus the NUL. */
-#define CMN_RDMA_TOKEN_FMT_SIZE (CMN_RDMA_TOKEN_RC_LEN + 1)
+/* Buffer size for cmn_rdma_token_format(): the longest lode token (tcp1) plus the NUL. */
+#define CMN_RDMA_TOKEN_FMT_SIZE (CMN_RDMA_TOKEN_TCP_LEN + 1)
 /* Largest window a DC token can name: its size field is 8 hex digits. */
 #define CMN_RDMA_DC_WINDOW_MAX UINT32_MAX
 
@@ -78,6 +78,11 @@ struct cmn_rdma_token {
         } rc;
         struct {
             uint8_t sid[16];
+            /* The request's tag: non-zero, fresh and random per request. The data sources
+             * stamp it on every frame, and the client lands a frame only in the window opened
+             * with it, so a late frame of an earlier request that used the same buffer never
+             * lands in this one. */
+            uint32_t tag;
         } tcp;
     } u;
 };
@@ -93,9 +98,9 @@ int cmn_rdma_token_parse(const char *s, size_t len, struct cmn_rdma_token *out,
 /* Writes a lode token (kind CMN_RDMA_TCP or CMN_RDMA_RC; base, size and the kind's fields)
  * in lower case with its NUL into out, which has room for `cap` bytes. Returns the length
  * (CMN_RDMA_TOKEN_TCP_LEN or CMN_RDMA_TOKEN_RC_LEN), or -EINVAL with a message for another
- * kind, size 0 or a window whose end wraps (what the parser would refuse), or -ENOSPC when cap is
- * too small (cap >= CMN_RDMA_TOKEN_FMT_SIZE always suffices). On failure out holds "" when
- * cap >= 1. */
+ * kind, size 0, a window whose end wraps or a tcp1 tag of 0 (what the parser would refuse),
+ * or -ENOSPC when cap is too small (cap >= CMN_RDMA_TOKEN_FMT_SIZE always suffices). On
+ * failure out holds "" when cap >= 1. */
 int cmn_rdma_token_format(const struct cmn_rdma_token *t, char *out, size_t cap,
                           struct cmn_err *err);
 

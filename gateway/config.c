@@ -121,6 +121,12 @@ const struct cmn_conf_opt gw_conf_table[] = {
      "Access keys kept in the cache (least recently used evicted first); unknown keys are "
      "kept apart, up to a quarter of this.",
      0, 16, 10000000},
+    {"bucket-cache-ttl", CMN_CONF_DURATION, OFF(bucket_cache_ttl_ms), "2s",
+     "How long each worker trusts a bucket's record (that it exists, its owner, its erasure "
+     "scheme) without asking lode-meta again; 0 = ask on every request. A bucket deleted "
+     "through another gateway may still pass this gateway's bucket check for up to this long "
+     "(its operations then fail at lode-meta with NoSuchBucket).",
+     0, 0, 300000},
     {"map-refresh", CMN_CONF_DURATION, OFF(map_refresh_ms), "2s",
      "Interval between fetches of the cluster map (data nodes, their addresses, failure "
      "domains and states) from lode-meta; a node error also triggers a fetch.",
@@ -135,6 +141,26 @@ const struct cmn_conf_opt gw_conf_table[] = {
      86400000},
     {"gc-batch", CMN_CONF_INT, OFF(gc_batch), "1000",
      "Queue entries the collector lists, deletes and acknowledges at a time.", 0, 1, 10000},
+    {"data-address", CMN_CONF_ADDR, OFF(data_address), NULL,
+     "host:port of the first fan-out data listener (docs/fanout.md): worker w listens on "
+     "port + w, and clients' data sessions connect there so this gateway can write the "
+     "stripes it decodes (or that a node failed to write) into their buffers. Unset = no "
+     "fan-out GETs through this gateway (tokens are declined; plain S3 is unaffected).",
+     0, 0, 0},
+    {"data-advertise-address", CMN_CONF_ADDR, OFF(data_advertise_address), NULL,
+     "host:port clients dial for the first data listener (worker w: port + w); unset = "
+     "data-address (a wildcard host needs this).",
+     0, 0, 0},
+    {"session-ttl", CMN_CONF_DURATION, OFF(session_ttl_ms), "12h",
+     "Lifetime of a data session credential issued by POST /?x-lode-session.", 0, 60000,
+     604800000},
+    {"fanout-lease", CMN_CONF_DURATION, OFF(fanout_lease_ms), "5s",
+     "A data node starts no write for a fan-out GET later than this after the gateway's "
+     "order arrived; a node that does not answer is fenced for this long (plus a drain "
+     "margin) before the gateway writes its ranges itself.", 0, 100, 60000},
+    {"fanout-client-cap", CMN_CONF_SIZE, OFF(fanout_client_cap), "64MiB",
+     "Bytes in flight toward one client (its data session) across its fan-out GETs on one "
+     "worker: bounds the incast into the client's NIC. 0 = no cap.", 0, 0, 0},
     {"metrics-address", CMN_CONF_ADDR, OFF(metrics_address), NULL,
      "host:port serving Prometheus metrics at /metrics; unset = no metrics server.", 0, 0, 0},
     {"log-level", CMN_CONF_LOG_LEVEL, OFF(log_level), "info",
@@ -240,6 +266,42 @@ static int derive_addresses(struct gw_config *cfg, struct cmn_err *err)
     return 0;
 }
 
+/* The data listeners: worker w on data_port + w, so the ports of every worker must fit. */
+static int derive_data(struct gw_config *cfg, struct cmn_err *err)
+{
+    cfg->data_host[0] = cfg->data_adv_host[0] = '\0';
+    cfg->data_port = cfg->data_adv_port = 0;
+    if (!cfg->data_address) {
+        if (cfg->data_advertise_address)
+            return cmn_err_set(err, LODE_ECONFIG, "data-advertise-address is set but "
+                               "data-address is not: set data-address to run data listeners");
+        return 0;
+    }
+    if (strlen(cfg->data_address) >= GW_ADDR_MAX ||
+        cmn_addr_split(cfg->data_address, cfg->data_host, sizeof(cfg->data_host),
+                       &cfg->data_port))
+        return cmn_err_set(err, LODE_ECONFIG, "data-address '%s' is not host:port",
+                           cfg->data_address);
+    if (cfg->data_port && (unsigned)cfg->data_port + cfg->n_workers - 1 > 65535)
+        return cmn_err_set(err, LODE_ECONFIG, "data-address %s: %u workers need ports %u..%u",
+                           cfg->data_address, cfg->n_workers, (unsigned)cfg->data_port,
+                           (unsigned)cfg->data_port + cfg->n_workers - 1);
+    const char *adv = cfg->data_advertise_address ? cfg->data_advertise_address
+                                                  : cfg->data_address;
+    if (strlen(adv) >= GW_ADDR_MAX ||
+        cmn_addr_split(adv, cfg->data_adv_host, sizeof(cfg->data_adv_host),
+                       &cfg->data_adv_port))
+        return cmn_err_set(err, LODE_ECONFIG, "data-advertise-address '%s' is not host:port",
+                           adv);
+    if (strcmp(cfg->data_adv_host, "0.0.0.0") == 0)
+        return cmn_err_set(err, LODE_ECONFIG, "data-address %s listens on every interface, "
+                           "which clients cannot dial: set data-advertise-address", adv);
+    if (cfg->data_advertise_address && cfg->data_adv_port == 0)
+        return cmn_err_set(err, LODE_ECONFIG, "data-advertise-address %s needs a port",
+                           cfg->data_advertise_address);
+    return 0;
+}
+
 static unsigned resolve_workers(int64_t workers)
 {
     if (workers > 0)
@@ -291,6 +353,8 @@ int gw_config_finish(struct gw_config *cfg, struct cmn_err *err)
         (rc = check_sizes(cfg, err)))
         return rc;
     cfg->n_workers = resolve_workers(cfg->workers);
+    if ((rc = derive_data(cfg, err)))
+        return rc;
 
     if (cfg->secret) {
         explicit_bzero(cfg->secret, cfg->secret_len);

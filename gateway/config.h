@@ -69,10 +69,16 @@ struct gw_config {
     uint64_t key_cache_ttl_ms;
     uint64_t key_cache_negative_ttl_ms;
     int64_t key_cache_size;
+    uint64_t bucket_cache_ttl_ms;        /* 0 = no bucket cache */
     uint64_t map_refresh_ms;
     bool gc;
     uint64_t gc_interval_ms;
     int64_t gc_batch;
+    char *data_address;                  /* NULL = no fan-out data listeners */
+    char *data_advertise_address;        /* NULL = data_address */
+    uint64_t session_ttl_ms;
+    uint64_t fanout_lease_ms;
+    uint64_t fanout_client_cap;
     char *metrics_address;               /* NULL = no metrics server */
     int log_level;                       /* enum cmn_log_level */
     char *log_file;
@@ -86,6 +92,13 @@ struct gw_config {
     uint64_t request_buffer_bytes;       /* inflight-stripes x (k + m) x chunk-size */
     uint8_t *secret;                     /* the cluster secret bytes (malloc'd) */
     size_t secret_len;
+    /* Fan-out data listeners (data-address set): worker w listens on data_host:data_port + w
+     * (port 0: any free port, tests) and is advertised as data_adv_host:data_adv_port + w
+     * (data_adv_port 0: main fills in what was bound). */
+    char data_host[GW_ADDR_MAX];
+    uint16_t data_port;
+    char data_adv_host[GW_ADDR_MAX];
+    uint16_t data_adv_port;
 };
 
 /* The key table ({0}-terminated); also drives the sample and docs/config.md. */

@@ -73,29 +73,50 @@ static void count(struct cmn_counter *c, uint64_t n)
         cmn_counter_add(c, n);
 }
 
-static int register_metrics(struct gw_gc *gc, struct cmn_metrics *m)
+int gw_gc_metrics_register(struct cmn_metrics *m, struct gw_gc_metrics *out)
 {
-    gc->m_deleted = cmn_metrics_counter(m, "lode_gateway_gc_collected_total", NULL,
-                                        "Queued chunks deleted from their nodes (or found "
-                                        "already gone)");
-    gc->m_failed = cmn_metrics_counter(m, "lode_gateway_gc_failed_total", NULL,
-                                       "Chunk deletes that failed (the entry stays queued)");
-    gc->m_skipped = cmn_metrics_counter(m, "lode_gateway_gc_skipped_total", NULL,
-                                        "Queue entries left for later: node down, unknown or "
-                                        "on hold");
-    gc->m_gone = cmn_metrics_counter(m, "lode_gateway_gc_removed_node_total", NULL,
-                                     "Queue entries of removed nodes, dropped from the queue");
-    gc->m_passes = cmn_metrics_counter(m, "lode_gateway_gc_passes_total", NULL,
-                                       "Collector passes over the queue");
-    gc->m_pass_errors = cmn_metrics_counter(m, "lode_gateway_gc_pass_errors_total", NULL,
-                                            "Passes cut short by an error (meta unreachable, "
-                                            "no cluster map)");
-    gc->m_seen = cmn_metrics_gauge(m, "lode_gateway_gc_queue_seen", NULL,
-                                   "Queue entries the last complete pass saw");
-    return gc->m_deleted && gc->m_failed && gc->m_skipped && gc->m_gone && gc->m_passes &&
-                   gc->m_pass_errors && gc->m_seen
+    out->deleted = cmn_metrics_counter(m, "lode_gateway_gc_collected_total", NULL,
+                                       "Queued chunks deleted from their nodes (or found "
+                                       "already gone)");
+    out->failed = cmn_metrics_counter(m, "lode_gateway_gc_failed_total", NULL,
+                                      "Chunk deletes that failed (the entry stays queued)");
+    out->skipped = cmn_metrics_counter(m, "lode_gateway_gc_skipped_total", NULL,
+                                       "Queue entries left for later: node down, unknown or "
+                                       "on hold");
+    out->gone = cmn_metrics_counter(m, "lode_gateway_gc_removed_node_total", NULL,
+                                    "Queue entries of removed nodes, dropped from the queue");
+    out->passes = cmn_metrics_counter(m, "lode_gateway_gc_passes_total", NULL,
+                                      "Collector passes over the queue");
+    out->pass_errors = cmn_metrics_counter(m, "lode_gateway_gc_pass_errors_total", NULL,
+                                           "Passes cut short by an error (meta unreachable, "
+                                           "no cluster map)");
+    out->seen = cmn_metrics_gauge(m, "lode_gateway_gc_queue_seen", NULL,
+                                  "Queue entries the last complete pass saw");
+    return out->deleted && out->failed && out->skipped && out->gone && out->passes &&
+                   out->pass_errors && out->seen
                ? 0
                : -ENOMEM;
+}
+
+static int use_metrics(struct gw_gc *gc, const struct gw_gc_config *cfg)
+{
+    struct gw_gc_metrics reg;
+    const struct gw_gc_metrics *h = cfg->handles;
+    if (!h) {
+        if (!cfg->metrics)
+            return 0;
+        if (gw_gc_metrics_register(cfg->metrics, &reg) != 0)
+            return -ENOMEM;
+        h = &reg;
+    }
+    gc->m_deleted = h->deleted;
+    gc->m_failed = h->failed;
+    gc->m_skipped = h->skipped;
+    gc->m_gone = h->gone;
+    gc->m_passes = h->passes;
+    gc->m_pass_errors = h->pass_errors;
+    gc->m_seen = h->seen;
+    return 0;
 }
 
 int gw_gc_create(const struct gw_gc_config *cfg, struct gw_gc **out)
@@ -113,7 +134,7 @@ int gw_gc_create(const struct gw_gc_config *cfg, struct gw_gc **out)
     gc->slots = calloc(cfg->parallel, sizeof(*gc->slots));
     gc->free_slots = calloc(cfg->parallel, sizeof(*gc->free_slots));
     if (!gc->acks || !gc->slots || !gc->free_slots ||
-        (cfg->metrics && register_metrics(gc, cfg->metrics) != 0)) {
+        use_metrics(gc, cfg) != 0) {
         free(gc->acks);
         free(gc->slots);
         free(gc->free_slots);

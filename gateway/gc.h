@@ -29,7 +29,24 @@
 #include "gateway/nodepool.h"
 
 struct cmn_metrics;
+struct cmn_counter;
+struct cmn_gauge;
 struct gw_gc;
+
+/* The collector's metrics, owned by the registry they were registered in. */
+struct gw_gc_metrics {
+    struct cmn_counter *deleted;       /* lode_gateway_gc_collected_total */
+    struct cmn_counter *failed;        /* lode_gateway_gc_failed_total */
+    struct cmn_counter *skipped;       /* lode_gateway_gc_skipped_total */
+    struct cmn_counter *gone;          /* lode_gateway_gc_removed_node_total */
+    struct cmn_counter *passes;        /* lode_gateway_gc_passes_total */
+    struct cmn_counter *pass_errors;   /* lode_gateway_gc_pass_errors_total */
+    struct cmn_gauge *seen;            /* lode_gateway_gc_queue_seen */
+};
+
+/* Registers the collector's metrics in m (once per process, before any thread updates
+ * metrics of m). Returns 0 or -ENOMEM. */
+int gw_gc_metrics_register(struct cmn_metrics *m, struct gw_gc_metrics *out);
 
 struct gw_gc_config {
     uv_loop_t *loop;
@@ -41,7 +58,12 @@ struct gw_gc_config {
     unsigned parallel;                 /* CHUNK_DELETEs in flight, >= 1 */
     uint32_t delete_timeout_ms;        /* one CHUNK_DELETE (> 0) */
     uint32_t meta_timeout_ms;          /* one GC_LIST or GC_ACK, retries included (> 0) */
-    struct cmn_metrics *metrics;       /* optional: lode_gateway_gc_* */
+    /* Optional: lode_gateway_gc_*. Registration is not thread-safe, so a collector created
+     * on a worker thread while others run takes `handles` registered beforehand
+     * (gw_gc_metrics_register); `metrics` (registered here) suits a single-threaded process.
+     * `handles` wins when both are set. */
+    struct cmn_metrics *metrics;
+    const struct gw_gc_metrics *handles; /* borrowed; outlives the collector */
 };
 
 #define GW_GC_CONFIG_DEFAULT                                                                 \

@@ -33,6 +33,7 @@ struct app {
     struct gw_server *server;
     struct gw_s3_ctx ctx;
     struct gw_nodepool_metrics pool_metrics;
+    struct gw_s3_metrics s3_metrics;
     bool stopping;
 };
 
@@ -63,7 +64,10 @@ static int start(struct app *app)
     cmn_err_clear(&err);
     if ((rc = cmn_metrics_create(&app->metrics)))
         return rc;
-    if ((rc = gw_nodepool_metrics_register(app->metrics, &app->pool_metrics)))
+    /* Every metric the workers update is registered here, before they start: registration
+     * is not thread-safe, and the endpoint renders from this thread. */
+    if ((rc = gw_nodepool_metrics_register(app->metrics, &app->pool_metrics)) ||
+        (rc = gw_s3_metrics_register(app->metrics, &app->s3_metrics)))
         return rc;
     struct gw_cluster_config cc = {.refresh_ms = cfg->map_refresh_ms,
                                    .call_timeout_ms = (uint32_t)cfg->meta_timeout_ms,
@@ -84,6 +88,8 @@ static int start(struct app *app)
 
     gw_s3_ctx_init(&app->ctx, cfg, app->cluster, app->keys);
     app->ctx.pool_metrics = &app->pool_metrics;
+    app->ctx.metrics = &app->s3_metrics;
+    app->ctx.fo_metrics = &app->s3_metrics.fanout;
     char addr[GW_ADDR_MAX + 8];
     snprintf(addr, sizeof(addr), "%s", cfg->listen);
     struct gw_server_opts so = {
@@ -118,6 +124,9 @@ static int start(struct app *app)
     }
     LOG_INFO(LOG_CTX, "S3 endpoint on port %d (%u workers), region %s, meta %s",
              gw_server_port(app->server), cfg->n_workers, cfg->region, cfg->meta);
+    if (cfg->data_address)
+        LOG_INFO(LOG_CTX, "fan-out data listeners from %s, advertised from %s:%u",
+                 cfg->data_address, cfg->data_adv_host, (unsigned)cfg->data_adv_port);
     return 0;
 }
 

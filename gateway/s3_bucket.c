@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "common/rpc_methods.h"
+#include "gateway/ec.h"
+#include "gateway/s3_fanout.h"
 #include "gateway/s3_request.h"
 #include "gateway/s3_xml.h"
 #include "lode/errno.h"
@@ -57,6 +59,41 @@ static void list_buckets(struct gw_s3_req *r)
 
 /* ---- CreateBucket ---- */
 
+/* A decimal number of 1..2 digits without a leading zero; the end of it in *end. */
+static bool small_number(const char *p, const char *end, const char **stop, uint32_t *out)
+{
+    const char *q = p;
+    uint32_t v = 0;
+    while (q < end && *q >= '0' && *q <= '9' && q - p < 3)
+        v = v * 10 + (uint32_t)(*q++ - '0');
+    if (q == p || q - p > 2 || (q - p > 1 && *p == '0'))
+        return false;
+    *stop = q;
+    *out = v;
+    return true;
+}
+
+enum gw_s3_error gw_s3_erasure_parse(struct gw_str v, uint32_t *k, uint32_t *m,
+                                     struct gw_s3_err *err)
+{
+    const char *p = v.p ? v.p : "", *end = p + v.n, *q;
+    uint32_t dk = 0, dm = 0;
+    bool ok = small_number(p, end, &q, &dk) && q < end && *q == '+' &&
+              small_number(q + 1, end, &q, &dm) && q == end;
+    if (!ok || dk < 1 || dk > GW_EC_MAX_K || dm > GW_EC_MAX_M) {
+        gw_s3_err_set(err, GW_S3_INVALID_ARGUMENT,
+                      "%s must be K+M with 1 <= K <= %d data chunks and 0 <= M <= %d parity "
+                      "chunks, such as 4+2.",
+                      GW_S3_ERASURE_HEADER, GW_EC_MAX_K, GW_EC_MAX_M);
+        gw_s3_err_extra(err, "ArgumentName", "%s", GW_S3_ERASURE_HEADER);
+        gw_s3_err_extra(err, "ArgumentValue", "%.*s", (int)(v.n > 32 ? 32 : v.n), p);
+        return GW_S3_INVALID_ARGUMENT;
+    }
+    *k = dk;
+    *m = dm;
+    return GW_S3_OK;
+}
+
 static void create_bucket_owner(struct gw_s3_req *r, const struct cmn_rpc_result *res)
 {
     struct gw_s3_err e;
@@ -88,6 +125,9 @@ static void create_bucket_done(struct gw_s3_req *r, const struct cmn_rpc_result 
     if (!cr)
         return;
     lode__command_result__free_unpacked(cr, NULL);
+    /* A record of an older bucket of that name, deleted through another gateway, may still
+     * be cached here. */
+    gw_s3_bucket_forget(r);
     char loc[GW_BUCKET_NAME_MAX + 2];
     snprintf(loc, sizeof(loc), "/%s", r->route.bucket);
     struct gw_header h = {GW_STR("Location"), {loc, strlen(loc)}};
@@ -122,6 +162,13 @@ static void create_bucket_body(struct gw_s3_req *r, const struct gw_s3_err *err)
     Lode__BucketRecord rec = LODE__BUCKET_RECORD__INIT;
     Lode__CreateBucket cb = LODE__CREATE_BUCKET__INIT;
     Lode__Command cmd;
+    /* The bucket's own erasure scheme; without the header its objects follow the gateway's
+     * ec-data / ec-parity (0+0 in the record). */
+    const struct gw_header *eh = gw_header_find(r->head, GW_S3_ERASURE_HEADER);
+    if (eh && gw_s3_erasure_parse(eh->value, &rec.ec_k, &rec.ec_m, &e) != GW_S3_OK) {
+        gw_s3_fail(r, &e);
+        return;
+    }
     rec.name = r->route.bucket;
     rec.owner = r->user;
     rec.created_ms = r->now_ms;
@@ -146,6 +193,7 @@ static void delete_bucket_done(struct gw_s3_req *r, const struct cmn_rpc_result 
     if (!cr)
         return;
     lode__command_result__free_unpacked(cr, NULL);
+    gw_s3_bucket_forget(r);
     gw_s3_respond_empty(r, 204, NULL, 0);
 }
 
@@ -339,6 +387,9 @@ void gw_s3_bucket_op(struct gw_s3_req *r)
     case GW_OP_LIST_BUCKETS:
         list_buckets(r);
         return;
+    case GW_OP_LODE_SESSION:
+        gw_s3_lode_session(r);
+        return;
     case GW_OP_CREATE_BUCKET:
         gw_s3_body_collect(r, GW_XML_CONFIG_MAX_BODY, create_bucket_body);
         return;
@@ -347,8 +398,14 @@ void gw_s3_bucket_op(struct gw_s3_req *r)
         return;
     case GW_OP_HEAD_BUCKET: {
         const char *region = r->w->ctx->cfg->region;
-        struct gw_header h = {GW_STR("x-amz-bucket-region"), {region, strlen(region)}};
-        gw_s3_respond_empty(r, 200, &h, 1);
+        struct gw_header h[2] = {{GW_STR("x-amz-bucket-region"), {region, strlen(region)}}};
+        size_t n = 1;
+        char scheme[24];
+        if (r->bucket && r->bucket->ec_k) {
+            snprintf(scheme, sizeof(scheme), "%u+%u", r->bucket->ec_k, r->bucket->ec_m);
+            h[n++] = (struct gw_header){GW_STR(GW_S3_ERASURE_HEADER), {scheme, strlen(scheme)}};
+        }
+        gw_s3_respond_empty(r, 200, h, n);
         return;
     }
     case GW_OP_GET_BUCKET_LOCATION:

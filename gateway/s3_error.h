@@ -45,6 +45,8 @@
     X(INVALID_PART_ORDER, "InvalidPartOrder", 400,                                         \
       "The list of parts was not in ascending order.")                                     \
     X(INVALID_RANGE, "InvalidRange", 416, "The requested range is not satisfiable.")       \
+    X(INVALID_RDMA_TOKEN, "InvalidRDMAToken", 400,                                         \
+      "The x-amz-rdma-token header is not a valid RDMA token.")                            \
     X(INVALID_REQUEST, "InvalidRequest", 400, "Invalid request.")                          \
     X(INVALID_STORAGE_CLASS, "InvalidStorageClass", 400,                                   \
       "The storage class you specified is not valid.")                                     \
@@ -76,6 +78,8 @@
     X(NOT_MODIFIED, "NotModified", 304, "Not Modified")                                    \
     X(PRECONDITION_FAILED, "PreconditionFailed", 412,                                      \
       "At least one of the preconditions you specified did not hold.")                     \
+    X(RDMA_NOT_SUPPORTED, "RDMANotSupported", 501,                                         \
+      "This request cannot be served over RDMA here; send it without x-amz-rdma-token.")   \
     X(REQUEST_HEADER_TOO_LARGE, "RequestHeaderSectionTooLarge", 400,                       \
       "Your request header section exceeds the maximum allowed size.")                     \
     X(REQUEST_TIMEOUT, "RequestTimeout", 400,                                              \

@@ -1,6 +1,8 @@
 /* Multipart uploads: CreateMultipartUpload, CompleteMultipartUpload, AbortMultipartUpload,
- * ListParts, ListMultipartUploads over meta's UPLOAD_* and PART_* calls. UploadPart and
- * UploadPartCopy store data through the object path (s3_object.c). */
+ * ListParts, ListMultipartUploads over meta's UPLOAD_* and PART_* calls (the listing's
+ * pages are built by s3_uplist.c). UploadPart and UploadPartCopy store data through the
+ * object write path (s3_put.c), with the bucket's erasure scheme as PutObject. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +10,9 @@
 #include "common/rpc_methods.h"
 #include "gateway/cksum.h"
 #include "gateway/etag.h"
+#include "gateway/s3_fanout.h"
 #include "gateway/s3_request.h"
+#include "gateway/s3_uplist.h"
 #include "gateway/s3_xml.h"
 #include "lode/errno.h"
 
@@ -359,76 +363,142 @@ static void list_parts(struct gw_s3_req *r)
 
 /* ---- ListMultipartUploads ---- */
 
-static void list_uploads_done(struct gw_s3_req *r, const struct cmn_rpc_result *res)
+struct uploads_state {
+    struct gw_list_params p;
+    struct gw_uplist ul;
+};
+
+static void uploads_state_free(struct gw_s3_req *r)
 {
-    struct parts_state *ps = r->op;
-    Lode__UploadListResponse *l =
-        (Lode__UploadListResponse *)gw_s3_unpack(r, &lode__upload_list_response__descriptor, res);
-    if (!l)
-        return;
-    struct gw_upload_entry *ue = calloc(l->n_uploads ? l->n_uploads : 1, sizeof(*ue));
-    if (!ue) {
-        lode__upload_list_response__free_unpacked(l, NULL);
+    struct uploads_state *us = r->op;
+    if (us)
+        gw_uplist_free(&us->ul);
+    free(us);
+    r->op = NULL;
+}
+
+static void list_uploads_respond(struct gw_s3_req *r)
+{
+    struct uploads_state *us = r->op;
+    const struct gw_uplist *ul = &us->ul;
+    size_t n_up = 0, n_pfx = 0;
+    struct gw_upload_entry *ue = calloc(ul->n ? ul->n : 1, sizeof(*ue));
+    struct gw_str *pfx = calloc(ul->n ? ul->n : 1, sizeof(*pfx));
+    if (!ue || !pfx) {
+        free(ue);
+        free(pfx);
         gw_s3_failf(r, GW_S3_INTERNAL_ERROR, NULL);
         return;
     }
     struct gw_owner owner = gw_s3_owner(r);
-    for (size_t i = 0; i < l->n_uploads; i++) {
-        const Lode__UploadRecord *u = l->uploads[i];
-        ue[i].key = (struct gw_str){u->key, strlen(u->key)};
-        ue[i].upload_id = (struct gw_str){u->upload_id, strlen(u->upload_id)};
-        ue[i].initiated_ms = u->initiated_ms;
-        ue[i].owner = &owner;
+    for (size_t i = 0; i < ul->n; i++) {
+        const struct gw_uplist_entry *e = &ul->v[i];
+        if (!e->upload_id) {
+            pfx[n_pfx++] = (struct gw_str){e->key, strlen(e->key)};
+            continue;
+        }
+        ue[n_up].key = (struct gw_str){e->key, strlen(e->key)};
+        ue[n_up].upload_id = (struct gw_str){e->upload_id, strlen(e->upload_id)};
+        ue[n_up].initiated_ms = e->initiated_ms;
+        ue[n_up].owner = &owner;
+        n_up++;
     }
+    const char *nk, *nid;
+    gw_uplist_next_markers(ul, &nk, &nid);
     struct gw_uploads_result ur = {
         .bucket = r->route.bucket,
-        .truncated = l->is_truncated,
-        .next_key_marker = {l->next_key_marker, strlen(l->next_key_marker)},
-        .next_upload_id_marker = {l->next_upload_id_marker, strlen(l->next_upload_id_marker)},
+        .truncated = ul->truncated,
+        .next_key_marker = {nk, strlen(nk)},
+        .next_upload_id_marker = {nid, strlen(nid)},
         .entries = ue,
-        .n_entries = l->n_uploads,
+        .n_entries = n_up,
+        .prefixes = pfx,
+        .n_prefixes = n_pfx,
     };
     struct gw_xml_w xw;
     gw_xml_w_init(&xw, DOC_MAX);
-    gw_xml_list_uploads(&xw, &ps->p, &ur);
+    gw_xml_list_uploads(&xw, &us->p, &ur);
     free(ue);
-    lode__upload_list_response__free_unpacked(l, NULL);
+    free(pfx);
     gw_s3_respond_xml(r, 200, &xw, NULL, 0);
+}
+
+static void list_uploads_page(struct gw_s3_req *r, const struct cmn_rpc_result *res);
+
+/* Asks meta for the next page the listing needs, or answers once it is complete. */
+static void list_uploads_next(struct gw_s3_req *r)
+{
+    struct uploads_state *us = r->op;
+    if (us->ul.done) {
+        list_uploads_respond(r);
+        return;
+    }
+    Lode__UploadListRequest q = LODE__UPLOAD_LIST_REQUEST__INIT;
+    const char *prefix, *km, *um;
+    uint32_t max;
+    gw_uplist_query(&us->ul, &prefix, &km, &um, &max);
+    q.bucket = r->route.bucket;
+    q.prefix = (char *)prefix;
+    q.key_marker = (char *)km;
+    q.upload_id_marker = (char *)um;
+    q.max_uploads = max;
+    gw_s3_meta_call(r, CMN_RPC_UPLOAD_LIST, &q.base, list_uploads_page);
+}
+
+static void list_uploads_page(struct gw_s3_req *r, const struct cmn_rpc_result *res)
+{
+    struct uploads_state *us = r->op;
+    Lode__UploadListResponse *l =
+        (Lode__UploadListResponse *)gw_s3_unpack(r, &lode__upload_list_response__descriptor, res);
+    if (!l)
+        return;
+    struct gw_uplist_item *it = calloc(l->n_uploads ? l->n_uploads : 1, sizeof(*it));
+    int rc = -ENOMEM;
+    if (it) {
+        for (size_t i = 0; i < l->n_uploads; i++) {
+            it[i].key = l->uploads[i]->key;
+            it[i].upload_id = l->uploads[i]->upload_id;
+            it[i].initiated_ms = l->uploads[i]->initiated_ms;
+        }
+        rc = gw_uplist_feed(&us->ul, it, l->n_uploads, l->is_truncated);
+    }
+    free(it);
+    lode__upload_list_response__free_unpacked(l, NULL);
+    if (rc < 0) {
+        gw_s3_failf(r, GW_S3_INTERNAL_ERROR, NULL);
+        return;
+    }
+    list_uploads_next(r);
 }
 
 static void list_uploads(struct gw_s3_req *r)
 {
     struct gw_s3_err e;
-    struct parts_state *ps = calloc(1, sizeof(*ps));
-    if (!ps) {
+    struct uploads_state *us = calloc(1, sizeof(*us));
+    if (!us) {
         gw_s3_failf(r, GW_S3_INTERNAL_ERROR, NULL);
         return;
     }
-    r->op = ps;
-    r->op_free = parts_state_free;
+    r->op = us;
+    r->op_free = uploads_state_free;
     gw_s3_err_clear(&e);
-    if (gw_list_params_parse(&r->route, &ps->p, &e) != GW_S3_OK) {
+    if (gw_list_params_parse(&r->route, &us->p, &e) != GW_S3_OK) {
         gw_s3_fail(r, &e);
         return;
     }
-    char *prefix = strndup(ps->p.prefix.p ? ps->p.prefix.p : "", ps->p.prefix.n);
-    char *km = strndup(ps->p.key_marker.p ? ps->p.key_marker.p : "", ps->p.key_marker.n);
-    char *um = strndup(ps->p.upload_id_marker.p ? ps->p.upload_id_marker.p : "",
-                       ps->p.upload_id_marker.n);
-    if (prefix && km && um) {
-        Lode__UploadListRequest q = LODE__UPLOAD_LIST_REQUEST__INIT;
-        q.bucket = r->route.bucket;
-        q.prefix = prefix;
-        q.key_marker = km;
-        q.upload_id_marker = um;
-        q.max_uploads = ps->p.max ? ps->p.max : 1;
-        gw_s3_meta_call(r, CMN_RPC_UPLOAD_LIST, &q.base, list_uploads_done);
-    } else {
+    struct gw_uplist_params up = {
+        .prefix = us->p.prefix,
+        .delimiter = us->p.has_delimiter ? us->p.delimiter : (struct gw_str){"", 0},
+        .key_marker = us->p.key_marker,
+        .upload_id_marker = us->p.upload_id_marker,
+        .max = us->p.max,
+    };
+    if (gw_uplist_init(&us->ul, &up) != 0) {
         gw_s3_failf(r, GW_S3_INTERNAL_ERROR, NULL);
+        return;
     }
-    free(prefix);
-    free(km);
-    free(um);
+    /* max-uploads=0 is complete at once: an empty, untruncated page, as S3 answers. */
+    list_uploads_next(r);
 }
 
 /* ---- CompleteMultipartUpload ---- */
@@ -743,7 +813,17 @@ void gw_s3_multipart_op(struct gw_s3_req *r)
     case GW_OP_COMPLETE_MULTIPART_UPLOAD:
         gw_s3_body_collect(r, GW_XML_COMPLETE_MAX_BODY, complete_body);
         return;
-    case GW_OP_UPLOAD_PART:
+    case GW_OP_UPLOAD_PART: {
+        struct gw_s3_rdma rd;
+        if (!gw_s3_rdma_prepare(r, false, &rd))
+            return;
+        if (rd.d != GW_RDMA_NONE) {
+            gw_s3_rdma_decline_put(r, &rd); /* before anything is read or stored */
+            return;
+        }
+        gw_s3_upload_part(r);
+        return;
+    }
     case GW_OP_UPLOAD_PART_COPY:
         gw_s3_upload_part(r);
         return;

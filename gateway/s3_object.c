@@ -13,6 +13,7 @@
 #include "gateway/etag.h"
 #include "gateway/objget.h"
 #include "common/log.h"
+#include "gateway/s3_fanout.h"
 #include "gateway/s3_request.h"
 #include "gateway/s3_xml.h"
 #include "lode/errno.h"
@@ -143,10 +144,6 @@ static size_t gw_obj_headers_view(const struct gw_obj_headers *oh, struct gw_hea
 
 /* ---- the data path ---- */
 
-static void gw_s3_get_stream(struct gw_s3_req *r, const Lode__ObjectRecord *rec, uint64_t first,
-                             uint64_t len, int status, const struct gw_header *h, size_t n,
-                             void **data, void (**data_free)(void *));
-
 /* ---- GetObject: objget -> socket, each slice returned once the kernel has it ---- */
 
 struct get_stream {
@@ -223,9 +220,9 @@ static void get_done(void *data, int status, const char *message)
     get_maybe_end(gs);
 }
 
-static void gw_s3_get_stream(struct gw_s3_req *r, const Lode__ObjectRecord *rec, uint64_t first,
-                             uint64_t len, int status, const struct gw_header *h, size_t n,
-                             void **data, void (**data_free)(void *))
+void gw_s3_get_stream(struct gw_s3_req *r, const Lode__ObjectRecord *rec, uint64_t first,
+                      uint64_t len, int status, const struct gw_header *h, size_t n,
+                      void **data, void (**data_free)(void *))
 {
     struct cmn_err err;
     struct get_stream *gs = calloc(1, sizeof(*gs));
@@ -277,6 +274,7 @@ struct read_state {
     struct gw_obj_headers oh;
     void *data;                     /* the data path's state (GetObject) */
     void (*data_free)(void *data);
+    struct gw_s3_rdma rdma;         /* GetObject's x-amz-rdma-token, if any */
 };
 
 static void read_state_free(struct gw_s3_req *r)
@@ -299,6 +297,35 @@ static void fail_no_such_key(struct gw_s3_req *r)
     gw_s3_err_set(&e, GW_S3_NO_SUCH_KEY, NULL);
     gw_s3_err_extra(&e, "Key", "%s", r->route.key);
     gw_s3_fail(r, &e);
+}
+
+/* A served token's window against what the request asks for (docs/fanout.md): without a
+ * Range or partNumber the whole object must fit (400 otherwise, before any transfer); with
+ * one, the transfer is cut to the window and Content-Range names exactly those bytes. A
+ * partNumber's cut is applied by the caller. Returns false after failing the request. */
+static bool rdma_fit(struct gw_s3_req *r, struct read_state *rs, uint64_t base, uint64_t size)
+{
+    (void)base;
+    if (rs->rdma.d != GW_RDMA_SERVE)
+        return true;
+    /* partNumber of a single-part object answers the whole object (200). */
+    bool ranged = rs->range.active || (r->route.part_number && rs->rec->n_parts);
+    uint64_t want = rs->range.active ? rs->range.last - rs->range.first + 1 : size;
+    uint64_t transfer = 0;
+    struct cmn_err err;
+    cmn_err_clear(&err);
+    if (cmn_rdma_window_fit(&rs->rdma.tok, want, ranged, &transfer, &err) != 0) {
+        const struct gw_fanout_metrics *m = r->w->ctx->fo_metrics;
+        if (m)
+            cmn_counter_add(m->declines[GW_RDMA_REASON_WINDOW], 1);
+        gw_s3_failf(r, GW_S3_INVALID_REQUEST,
+                    "The object (%" PRIu64 " bytes) does not fit the RDMA window of %" PRIu64
+                    " bytes; read it in ranges.", want, rs->rdma.tok.size);
+        return false;
+    }
+    if (rs->range.active && transfer < want)
+        rs->range.last = rs->range.first + transfer - 1;
+    return true;
 }
 
 /* Everything GetObject and HeadObject decide before any data: conditions, partNumber,
@@ -365,6 +392,8 @@ static bool read_prepare(struct gw_s3_req *r, struct read_state *rs, int *status
         gw_s3_failf(r, GW_S3_INTERNAL_ERROR, NULL);
         return false;
     }
+    if (!rdma_fit(r, rs, base, size))
+        return false;
     if (rs->range.active) {
         char cr[64];
         gw_content_range_format(&rs->range, rec->size, cr, sizeof(cr));
@@ -374,6 +403,8 @@ static bool read_prepare(struct gw_s3_req *r, struct read_state *rs, int *status
         *status = 206;
     } else if (r->route.part_number && rec->n_parts) {
         char cr[64];
+        if (rs->rdma.d == GW_RDMA_SERVE && size > rs->rdma.tok.size)
+            size = rs->rdma.tok.size; /* only what fits the window, named exactly */
         struct gw_range pr = {.active = true, .first = base, .last = base + size - 1};
         if (size) {
             gw_content_range_format(&pr, rec->size, cr, sizeof(cr));
@@ -424,6 +455,16 @@ static void get_object_done(struct gw_s3_req *r, const struct cmn_rpc_result *re
         return;
     struct gw_header h[GW_OBJ_HEADERS_MAX + 4];
     size_t n = gw_obj_headers_view(&rs->oh, h, GW_OBJ_HEADERS_MAX);
+    if (rs->rdma.d == GW_RDMA_SERVE) {
+        gw_s3_rdma_get(r, &rs->rdma, rs->rec, rs->first, rs->len, status, h, n, &rs->data,
+                       &rs->data_free);
+        return;
+    }
+    if (rs->rdma.d == GW_RDMA_DECLINE) {
+        /* The spec's decline: the object in the body, so any client gets its bytes. */
+        h[n].name = GW_STR("x-amz-rdma-reply");
+        h[n++].value = GW_STR("501");
+    }
     n = gw_s3_std_headers(r, h, n);
     gw_s3_get_stream(r, rs->rec, rs->first, rs->len, status, h, n, &rs->data, &rs->data_free);
 }
@@ -437,6 +478,9 @@ static void read_object(struct gw_s3_req *r, gw_s3_meta_cb done)
     }
     r->op = rs;
     r->op_free = read_state_free;
+    /* A token is judged before anything is read (HEAD never gets RDMA framing). */
+    if (done == get_object_done && !gw_s3_rdma_prepare(r, true, &rs->rdma))
+        return;
     Lode__ObjectGetRequest q = LODE__OBJECT_GET_REQUEST__INIT;
     q.bucket = r->route.bucket;
     q.key = r->route.key;
@@ -586,9 +630,17 @@ void gw_s3_object_op(struct gw_s3_req *r)
     case GW_OP_GET_OBJECT:
         read_object(r, get_object_done);
         return;
-    case GW_OP_PUT_OBJECT:
+    case GW_OP_PUT_OBJECT: {
+        struct gw_s3_rdma rd;
+        if (!gw_s3_rdma_prepare(r, false, &rd))
+            return;
+        if (rd.d != GW_RDMA_NONE) {
+            gw_s3_rdma_decline_put(r, &rd); /* before anything is read or stored */
+            return;
+        }
         gw_s3_put_object(r);
         return;
+    }
     case GW_OP_COPY_OBJECT:
         gw_s3_copy_object(r);
         return;

@@ -8,6 +8,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/rpc_methods.h"
 #include "gateway/gc.h"
 #include "gateway/s3_request.h"
@@ -30,6 +31,65 @@ void gw_s3_ctx_init(struct gw_s3_ctx *ctx, const struct gw_config *cfg,
     ctx->route.n_base_domains = cfg->n_domains;
     ctx->run_gc = cfg->gc;
     ctx->run_refresher = true;
+    ctx->bucket_cache_ttl_ms = cfg->bucket_cache_ttl_ms;
+    pthread_mutex_init(&ctx->data_lock, NULL);
+    ctx->n_data_addrs = cfg->data_address ? cfg->n_workers : 0;
+    for (unsigned i = 0; i < ctx->n_data_addrs && cfg->data_adv_port; i++)
+        snprintf(ctx->data_addrs[i], sizeof(ctx->data_addrs[i]), "%s:%u", cfg->data_adv_host,
+                 (unsigned)cfg->data_adv_port + i);
+}
+
+int gw_s3_metrics_register(struct cmn_metrics *m, struct gw_s3_metrics *out)
+{
+    static const char help[] = "Bucket checks (exists, owner, erasure scheme) answered by "
+                               "the worker's bucket cache (hit) or by lode-meta (miss)";
+    out->bucket_hit = cmn_metrics_counter(m, "lode_gateway_bucket_cache_total",
+                                          "result=\"hit\"", help);
+    out->bucket_miss = cmn_metrics_counter(m, "lode_gateway_bucket_cache_total",
+                                           "result=\"miss\"", help);
+    if (!out->bucket_hit || !out->bucket_miss)
+        return -ENOMEM;
+    int rc = gw_fanout_metrics_register(m, &out->fanout);
+    if (rc)
+        return rc;
+    return gw_gc_metrics_register(m, &out->gc);
+}
+
+/* The worker's fan-out data listener: clients' data sessions with this worker connect here,
+ * and the fan-out writes what it serves itself through it (gateway/fanout.h). */
+static int start_data(struct gw_s3_worker *w, const struct gw_config *cfg)
+{
+    struct gw_s3_ctx *ctx = w->ctx;
+    struct cmn_err err;
+    cmn_err_clear(&err);
+    w->source_id = GW_SOURCE_GATEWAY | w->index;
+    struct cmn_dp_server_config dc = {
+        .secret = cfg->secret,
+        .secret_len = cfg->secret_len,
+        .source_id = w->source_id,
+    };
+    int rc = cmn_dp_server_create(w->loop, &dc, &w->dp);
+    if (rc)
+        return rc;
+    char addr[GW_ADDR_MAX + 8];
+    snprintf(addr, sizeof(addr), "%s:%u", cfg->data_host,
+             cfg->data_port ? (unsigned)cfg->data_port + w->index : 0u);
+    if ((rc = cmn_dp_server_listen(w->dp, addr, &err))) {
+        LOG_ERROR(LOG_CTX, "worker %u: data listener on %s: %s (choose another data-address)",
+                  w->index, addr, cmn_err_text(&err));
+        return rc;
+    }
+    if (!cfg->data_adv_port) {
+        pthread_mutex_lock(&ctx->data_lock);
+        snprintf(ctx->data_addrs[w->index], sizeof(ctx->data_addrs[w->index]), "%s:%d",
+                 cfg->data_adv_host, cmn_dp_server_port(w->dp));
+        pthread_mutex_unlock(&ctx->data_lock);
+    }
+    w->fo_clients = gw_fo_clients_new(cfg->fanout_client_cap);
+    if (!w->fo_clients)
+        return -ENOMEM;
+    LOG_DEBUG(LOG_CTX, "worker %u: data listener on %s", w->index, addr);
+    return 0;
 }
 
 static int worker_start(void *data, unsigned index, uv_loop_t *loop, void **out)
@@ -61,6 +121,14 @@ static int worker_start(void *data, unsigned index, uv_loop_t *loop, void **out)
     pc.metrics = ctx->pool_metrics;
     if ((rc = gw_nodepool_create(&pc, &w->pool)))
         goto fail;
+    if (ctx->bucket_cache_ttl_ms) {
+        struct gw_bcache_config bc = GW_BCACHE_CONFIG_DEFAULT;
+        bc.ttl_ms = ctx->bucket_cache_ttl_ms;
+        if ((rc = gw_bcache_create(&bc, &w->buckets)))
+            goto fail;
+    }
+    if (cfg->data_address && (rc = start_data(w, cfg)))
+        goto fail;
     if (index == 0 && ctx->run_refresher) {
         if ((rc = gw_cluster_start(ctx->cluster, loop, w->meta)))
             goto fail;
@@ -76,6 +144,7 @@ static int worker_start(void *data, unsigned index, uv_loop_t *loop, void **out)
         gc.batch = cfg->gc_batch > 0 ? (uint32_t)cfg->gc_batch : gc.batch;
         gc.delete_timeout_ms = (uint32_t)cfg->node_timeout_ms;
         gc.meta_timeout_ms = (uint32_t)cfg->meta_timeout_ms;
+        gc.handles = ctx->metrics ? &ctx->metrics->gc : NULL;
         if ((rc = gw_gc_create(&gc, &w->gc)) || (rc = gw_gc_start(w->gc)))
             goto fail;
     }
@@ -91,7 +160,11 @@ fail:
         gw_cluster_stop(ctx->cluster, NULL, NULL);
     if (w->pool)
         gw_nodepool_close(w->pool, NULL, NULL);
+    if (w->dp)
+        cmn_dp_server_close(w->dp, NULL, NULL);
+    gw_fo_clients_free(w->fo_clients);
     cmn_meta_async_close(w->meta, NULL, NULL);
+    gw_bcache_destroy(w->buckets);
     free(w);
     return rc;
 }
@@ -99,9 +172,12 @@ fail:
 static void worker_closed(void *data)
 {
     struct gw_s3_worker *w = data;
-    /* Four closes were started; the last one frees. */
-    if (--w->index == 0)
+    /* Five closes were started; the last one frees. */
+    if (--w->index == 0) {
+        gw_bcache_destroy(w->buckets);
+        gw_fo_clients_free(w->fo_clients);
         free(w);
+    }
 }
 
 static void worker_stop(void *data, unsigned index, void *worker_data)
@@ -110,7 +186,11 @@ static void worker_stop(void *data, unsigned index, void *worker_data)
     (void)data;
     (void)index;
     /* index is reused as the count of closes still to complete. */
-    w->index = 4;
+    w->index = 5;
+    if (w->dp)
+        cmn_dp_server_close(w->dp, worker_closed, w);
+    else
+        w->index--;
     if (w->gc)
         gw_gc_close(w->gc, worker_closed, w);
     else
@@ -235,6 +315,12 @@ static void respond(struct gw_s3_req *r, int status, const struct gw_header *ext
 
 void gw_s3_fail(struct gw_s3_req *r, const struct gw_s3_err *err)
 {
+    gw_s3_fail_headers(r, err, NULL, 0);
+}
+
+void gw_s3_fail_headers(struct gw_s3_req *r, const struct gw_s3_err *err,
+                        const struct gw_header *extra, size_t n_extra)
+{
     char res[GW_BUCKET_NAME_MAX + GW_KEY_MAX + 4];
     char *body = NULL;
     size_t len = 0;
@@ -253,7 +339,7 @@ void gw_s3_fail(struct gw_s3_req *r, const struct gw_s3_err *err)
             len = 0;
         }
     }
-    respond(r, status, NULL, 0, body ? "application/xml" : NULL, body, len);
+    respond(r, status, extra, n_extra, body ? "application/xml" : NULL, body, len);
     free(body);
 }
 
@@ -274,6 +360,8 @@ void gw_s3_failf(struct gw_s3_req *r, enum gw_s3_error code, const char *fmt, ..
 void gw_s3_fail_lode(struct gw_s3_req *r, int status, const char *msg)
 {
     enum gw_s3_error code = gw_s3_error_from_lode(status);
+    if (status == LODE_ENOBUCKET)
+        gw_s3_bucket_forget(r);
     if (code == GW_S3_OK)
         code = GW_S3_INTERNAL_ERROR;
     /* Internal details stay in the log; the client gets the code's own text. */
@@ -319,6 +407,10 @@ static void meta_done(void *data, const struct cmn_rpc_result *res)
     free(mc);
     r->busy--;
     hold(r);
+    /* Whatever the operation makes of it, the bucket is gone: the cache must not vouch for
+     * it any longer. */
+    if (res->status == LODE_ENOBUCKET && r->w)
+        gw_s3_bucket_forget(r);
     if (r->cancelled || r->ended)
         gw_s3_end(r, true);
     else
@@ -594,11 +686,13 @@ bool gw_s3_body_collect(struct gw_s3_req *r, uint64_t limit, gw_s3_end_cb on_end
 
 /* ---- pipeline --------------------------------------------------------------------------- */
 
-static bool is_bucket_op(enum gw_s3_op op)
+enum gw_s3_family gw_s3_op_family(enum gw_s3_op op)
 {
     switch (op) {
     case GW_OP_LIST_BUCKETS:
     case GW_OP_CREATE_BUCKET:
+    case GW_OP_LODE_SESSION:
+        return GW_S3_FAMILY_SERVICE;
     case GW_OP_DELETE_BUCKET:
     case GW_OP_HEAD_BUCKET:
     case GW_OP_GET_BUCKET_LOCATION:
@@ -610,7 +704,26 @@ static bool is_bucket_op(enum gw_s3_op op)
     case GW_OP_LIST_OBJECT_VERSIONS:
     case GW_OP_GET_BUCKET_SUBRESOURCE:
     case GW_OP_DELETE_BUCKET_SUBRESOURCE:
-        return true;
+        return GW_S3_FAMILY_BUCKET;
+    default:
+        return gw_s3_is_multipart_op(op) ? GW_S3_FAMILY_MULTIPART : GW_S3_FAMILY_OBJECT;
+    }
+}
+
+bool gw_s3_op_checks_bucket(enum gw_s3_op op)
+{
+    return gw_s3_op_family(op) != GW_S3_FAMILY_SERVICE;
+}
+
+bool gw_s3_op_bucket_cacheable(enum gw_s3_op op)
+{
+    switch (gw_s3_op_family(op)) {
+    case GW_S3_FAMILY_OBJECT:
+    case GW_S3_FAMILY_MULTIPART:
+        return op != GW_OP_NONE;
+    case GW_S3_FAMILY_BUCKET:
+        return op == GW_OP_LIST_OBJECTS || op == GW_OP_LIST_OBJECTS_V2 ||
+               op == GW_OP_LIST_OBJECT_VERSIONS;
     default:
         return false;
     }
@@ -618,12 +731,41 @@ static bool is_bucket_op(enum gw_s3_op op)
 
 static void dispatch(struct gw_s3_req *r)
 {
-    if (is_bucket_op(r->route.op))
+    switch (gw_s3_op_family(r->route.op)) {
+    case GW_S3_FAMILY_SERVICE:
+    case GW_S3_FAMILY_BUCKET:
         gw_s3_bucket_op(r);
-    else if (gw_s3_is_multipart_op(r->route.op))
+        return;
+    case GW_S3_FAMILY_MULTIPART:
         gw_s3_multipart_op(r);
-    else
+        return;
+    case GW_S3_FAMILY_OBJECT:
         gw_s3_object_op(r);
+        return;
+    }
+}
+
+void gw_s3_bucket_forget(struct gw_s3_req *r)
+{
+    if (r->w && r->w->buckets && r->route.bucket[0])
+        gw_bcache_drop(r->w->buckets, r->route.bucket);
+}
+
+static void count(const struct gw_s3_req *r, bool hit)
+{
+    const struct gw_s3_metrics *m = r->w->ctx->metrics;
+    if (m)
+        cmn_counter_add(hit ? m->bucket_hit : m->bucket_miss, 1);
+}
+
+/* The bucket record is known (r->bucket): the caller must own it. */
+static void bucket_known(struct gw_s3_req *r)
+{
+    if (strcmp(r->bucket->owner ? r->bucket->owner : "", r->user) != 0) {
+        gw_s3_failf(r, GW_S3_ACCESS_DENIED, NULL);
+        return;
+    }
+    dispatch(r);
 }
 
 static void bucket_checked(struct gw_s3_req *r, const struct cmn_rpc_result *res)
@@ -638,20 +780,34 @@ static void bucket_checked(struct gw_s3_req *r, const struct cmn_rpc_result *res
     r->bucket = (Lode__BucketRecord *)gw_s3_unpack(r, &lode__bucket_record__descriptor, res);
     if (!r->bucket)
         return;
-    if (strcmp(r->bucket->owner ? r->bucket->owner : "", r->user) != 0) {
-        gw_s3_failf(r, GW_S3_ACCESS_DENIED, NULL);
-        return;
-    }
-    dispatch(r);
+    /* Cached as meta sent it, whoever owns it: the owner is checked on every use. A record
+     * that cannot be kept (too large, no memory) only costs the next request a call. */
+    if (r->w->buckets)
+        (void)gw_bcache_put(r->w->buckets, r->route.bucket, res->body.data, res->body.len,
+                            cmn_mono_ms());
+    bucket_known(r);
 }
 
 static void authenticated(struct gw_s3_req *r)
 {
-    enum gw_s3_op op = r->route.op;
-    if (op == GW_OP_LIST_BUCKETS || op == GW_OP_CREATE_BUCKET) {
+    if (!gw_s3_op_checks_bucket(r->route.op)) {
         dispatch(r);
         return;
     }
+    const uint8_t *rec;
+    size_t len;
+    bool cacheable = r->w->buckets && gw_s3_op_bucket_cacheable(r->route.op);
+    if (cacheable && gw_bcache_get(r->w->buckets, r->route.bucket, cmn_mono_ms(), &rec, &len)) {
+        r->bucket = lode__bucket_record__unpack(NULL, len, rec);
+        if (r->bucket) {
+            count(r, true);
+            bucket_known(r);
+            return;
+        }
+        gw_bcache_drop(r->w->buckets, r->route.bucket);
+    }
+    if (cacheable)
+        count(r, false);
     Lode__NameRequest nr = LODE__NAME_REQUEST__INIT;
     nr.name = r->route.bucket;
     gw_s3_meta_call(r, CMN_RPC_BUCKET_HEAD, &nr.base, bucket_checked);

@@ -4,8 +4,9 @@
  * Per request (struct gw_s3_req, one per HTTP request, owned by this layer):
  *
  *   route (s3_route) -> parse auth (sigv4) -> key lookup (gw_keys, async) -> verify
- *   (constant time) -> bucket check (BUCKET_HEAD: exists, caller owns it) -> the operation's
- *   handler (s3_bucket.c, s3_object.c, s3_multipart.c) -> response, then end.
+ *   (constant time) -> bucket check (exists, caller owns it: the worker's bucket cache where
+ *   gw_s3_op_bucket_cacheable, else BUCKET_HEAD) -> the operation's handler (s3_bucket.c,
+ *   s3_object.c, s3_multipart.c; gw_s3_op_family) -> response, then end.
  *
  * Every response carries x-amz-request-id (the server's request id) and x-amz-id-2; every
  * refusal is an S3 XML error document (none for HEAD). Anonymous requests are refused
@@ -18,8 +19,8 @@
  * there refuses the request and nothing may have been made visible.
  *
  * Threading: a gw_s3_ctx is shared by every worker (read-only after gw_s3_ctx_init, apart
- * from the thread-safe caches it points to); a gw_s3_worker and its requests belong to one
- * loop thread.
+ * from the thread-safe caches and the metrics it points to, registered before the workers
+ * start); a gw_s3_worker, its bucket cache and its requests belong to one loop thread.
  */
 #ifndef LODE_GATEWAY_S3_REQUEST_H
 #define LODE_GATEWAY_S3_REQUEST_H
@@ -29,12 +30,18 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include <pthread.h>
+
 #include "common/buf.h"
+#include "common/dp_server.h"
 #include "common/meta_async.h"
 #include "common/rpc.h"
 #include "gateway/cluster.h"
 #include "gateway/config.h"
+#include "gateway/fanout.h"
+#include "gateway/gc.h"
 #include "gateway/nodepool.h"
+#include "gateway/s3_bcache.h"
 #include "gateway/s3_errdoc.h"
 #include "gateway/s3_route.h"
 #include "gateway/server.h"
@@ -45,17 +52,47 @@
 
 /* ---- process-wide context ---- */
 
+/* The layer's metrics, registered once by the daemon before the workers start (registration
+ * is not thread-safe) and shared by every worker through the context. */
+struct gw_s3_metrics {
+    struct cmn_counter *bucket_hit;    /* bucket checks answered by the worker's cache */
+    struct cmn_counter *bucket_miss;   /* bucket checks that asked lode-meta */
+    struct gw_gc_metrics gc;           /* the collector's (worker 0 with run_gc) */
+    struct gw_fanout_metrics fanout;   /* fan-out GETs, declines, fallbacks */
+};
+
+/* Registers lode_gateway_bucket_cache_total{result=hit|miss} and the collector's
+ * lode_gateway_gc_* in m. Returns 0 or -ENOMEM. */
+int gw_s3_metrics_register(struct cmn_metrics *m, struct gw_s3_metrics *out);
+
 struct gw_s3_ctx {
     const struct gw_config *cfg;       /* borrowed; outlives the server */
     struct gw_cluster *cluster;        /* borrowed */
     struct gw_keys *keys;              /* borrowed */
     struct gw_route_config route;      /* base domains from cfg */
     const struct gw_nodepool_metrics *pool_metrics; /* optional */
+    const struct gw_s3_metrics *metrics; /* optional, borrowed */
     /* The GC collector runs on worker 0's loop when set. */
     bool run_gc;
     /* Worker 0 also runs the cluster-map refresher (gw_cluster_start). */
     bool run_refresher;
+    /* Each worker keeps bucket records this long (cfg's bucket-cache-ttl; 0: none). */
+    uint64_t bucket_cache_ttl_ms;
+    /* Fan-out: the advertised data listener of each worker (data-address set), filled as
+     * the workers start (port 0 binds any free port); read under data_lock. */
+    const struct gw_fanout_metrics *fo_metrics;
+    unsigned n_data_addrs;
+    pthread_mutex_t data_lock;
+    char data_addrs[GW_WORKERS_MAX][GW_ADDR_MAX];
 };
+
+/* Source ids of gateway workers in data sessions: GW_SOURCE_GATEWAY | worker index. */
+#define GW_SOURCE_GATEWAY 0x80000000u
+/* Clients whose in-flight cap a worker tracks at once (gateway/s3_fanout.c). */
+#define GW_FO_CLIENTS 64
+struct gw_fo_clients;
+struct gw_fo_clients *gw_fo_clients_new(uint64_t cap);
+void gw_fo_clients_free(struct gw_fo_clients *t);
 
 /* Fills ctx from a finished configuration and the shared caches (all borrowed). */
 void gw_s3_ctx_init(struct gw_s3_ctx *ctx, const struct gw_config *cfg,
@@ -68,7 +105,6 @@ extern const struct gw_handler gw_s3_handler;
 
 /* ---- per loop ---- */
 
-struct gw_gc;
 struct gw_s3_worker {
     struct gw_s3_ctx *ctx;
     unsigned index;
@@ -77,6 +113,11 @@ struct gw_s3_worker {
     struct gw_nodepool *pool;
     struct gw_gc *gc;                  /* worker 0 with run_gc */
     bool refresher;                    /* this loop runs the map refresher */
+    struct gw_bcache *buckets;         /* NULL when bucket_cache_ttl_ms is 0 */
+    struct cmn_dp_server *dp;          /* this worker's data listener, or NULL */
+    uint32_t source_id;                /* GW_SOURCE_GATEWAY | index */
+    struct gw_fo_clients *fo_clients;  /* per-client in-flight caps */
+    uint64_t fo_spread;                /* fan-out requests so far (replica rotation) */
 };
 
 /* ---- per request (shared by s3_request.c, s3_bucket.c, s3_object.c, s3_multipart.c) ---- */
@@ -141,6 +182,9 @@ void gw_s3_failf(struct gw_s3_req *r, enum gw_s3_error code, const char *fmt, ..
     __attribute__((format(printf, 3, 4)));
 /* Maps a lode status (meta, data path) to the S3 error and fails with the message. */
 void gw_s3_fail_lode(struct gw_s3_req *r, int status, const char *msg);
+/* gw_s3_fail with extra response headers (may be NULL). */
+void gw_s3_fail_headers(struct gw_s3_req *r, const struct gw_s3_err *err,
+                        const struct gw_header *extra, size_t n_extra);
 /* Answers `status` with the XML document the writer holds (taken) and ends the request;
  * a writer error gives InternalError. Extra headers may be NULL. */
 void gw_s3_respond_xml(struct gw_s3_req *r, int status, struct gw_xml_w *xw,
@@ -192,6 +236,47 @@ int64_t gw_s3_body_length(const struct gw_s3_req *r);
 void gw_s3_resource(const struct gw_s3_req *r, char *out, size_t cap);
 /* The owner element of this request's user. */
 struct gw_owner gw_s3_owner(const struct gw_s3_req *r);
+
+/* Forgets the worker's cached record of the request's bucket (deleted, or meta said it
+ * does not exist), so that the next request on it asks meta. */
+void gw_s3_bucket_forget(struct gw_s3_req *r);
+
+/* ---- routing to the handlers (pure) ---- */
+
+/* Which handler serves an operation, and what the pipeline checks before calling it. */
+enum gw_s3_family {
+    GW_S3_FAMILY_SERVICE,              /* ListBuckets, CreateBucket: no bucket check */
+    GW_S3_FAMILY_BUCKET,               /* s3_bucket.c */
+    GW_S3_FAMILY_OBJECT,               /* s3_object.c (and s3_put.c) */
+    GW_S3_FAMILY_MULTIPART,            /* s3_multipart.c (and s3_put.c for parts) */
+};
+
+/* The family of a routed operation; GW_OP_NONE and unknown values are GW_S3_FAMILY_OBJECT,
+ * whose dispatcher refuses what it does not know (NotImplemented). */
+enum gw_s3_family gw_s3_op_family(enum gw_s3_op op);
+
+/* Whether the pipeline checks the bucket (exists, the caller owns it) before the handler:
+ * every operation but ListBuckets and CreateBucket. */
+bool gw_s3_op_checks_bucket(enum gw_s3_op op);
+
+/* Whether that check may be answered by the worker's bucket cache: object and multipart
+ * operations and the object listings, which all ask meta about the bucket again anyway
+ * (a bucket deleted meanwhile fails there). Bucket-level answers made from the check alone
+ * (HeadBucket, GetBucketLocation, the ACL and sub-resource answers) always ask meta, so
+ * that a deleted bucket is never reported as existing. */
+bool gw_s3_op_bucket_cacheable(enum gw_s3_op op);
+
+/* ---- x-lode-erasure (pure) ---- */
+
+/* The request header that picks a bucket's erasure scheme at CreateBucket, and that
+ * HeadBucket answers with when the bucket has its own scheme. */
+#define GW_S3_ERASURE_HEADER "x-lode-erasure"
+
+/* Parses "K+M" (decimal, no sign, no spaces, no leading zeros): 1 <= K <= GW_EC_MAX_K,
+ * 0 <= M <= GW_EC_MAX_M. GW_S3_OK with *k and *m, else GW_S3_INVALID_ARGUMENT with a message
+ * naming the limits and ArgumentName/ArgumentValue extras. */
+enum gw_s3_error gw_s3_erasure_parse(struct gw_str v, uint32_t *k, uint32_t *m,
+                                     struct gw_s3_err *err);
 
 /* ---- operations (each ends the request, sooner or later) ---- */
 

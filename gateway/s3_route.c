@@ -575,6 +575,10 @@ enum gw_s3_error gw_route_request(const struct gw_route_config *cfg,
         rest = slash ? (struct gw_str){slash + 1, rest.n - braw.n - 1} : (struct gw_str){"", 0};
         has_key = rest.n > 0;
         if (bn == 0 && !slash) { /* "/": the service */
+            if (gw_str_eq(m, "POST") && gw_query_find(&out->query, "x-lode-session")) {
+                out->op = GW_OP_LODE_SESSION;
+                return GW_S3_OK;
+            }
             if (!gw_str_eq(m, "GET"))
                 return gw_s3_err_set(err, GW_S3_METHOD_NOT_ALLOWED, NULL);
             out->op = GW_OP_LIST_BUCKETS;

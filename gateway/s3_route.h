@@ -69,7 +69,8 @@
     X(UPLOAD_PART_COPY, "UploadPartCopy")                                                  \
     X(COMPLETE_MULTIPART_UPLOAD, "CompleteMultipartUpload")                                \
     X(ABORT_MULTIPART_UPLOAD, "AbortMultipartUpload")                                      \
-    X(LIST_PARTS, "ListParts")
+    X(LIST_PARTS, "ListParts")                                                             \
+    X(LODE_SESSION, "LodeSession") /* POST /?x-lode-session: a fan-out data session */
 
 enum gw_s3_op {
 #define GW_S3_OP_ENUM(e, name) GW_OP_##e,

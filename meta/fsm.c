@@ -369,6 +369,12 @@ static const char *bucket_name_problem(const char *n)
     return NULL;
 }
 
+/* A bucket's own erasure scheme: what the gateways' coder supports (gateway/ec.h). 0+0 is
+ * "the gateway's default"; meta refuses anything else a gateway could not write, so a bucket
+ * never asks for a layout no gateway can produce. */
+#define BUCKET_EC_MAX_K 16
+#define BUCKET_EC_MAX_M 8
+
 static int op_create_bucket(struct meta_op *op)
 {
     const Lode__BucketRecord *b = op->cmd->create_bucket->bucket;
@@ -378,6 +384,13 @@ static int op_create_bucket(struct meta_op *op)
     const char *name = S(b->name), *why = bucket_name_problem(name);
     if (why)
         return meta_op_fail(op, LODE_EINVALNAME, "invalid bucket name '%.80s': %s", name, why);
+    if ((b->ec_k || b->ec_m) &&
+        (b->ec_k < 1 || b->ec_k > BUCKET_EC_MAX_K || b->ec_m > BUCKET_EC_MAX_M))
+        return meta_op_fail(op, -EINVAL,
+                            "invalid erasure scheme %u+%u for bucket '%s': data chunks must be "
+                            "1 to %d and parity chunks 0 to %d (or 0+0 for the gateway's "
+                            "default)",
+                            b->ec_k, b->ec_m, name, BUCKET_EC_MAX_K, BUCKET_EC_MAX_M);
     int rc = meta_omap_get(op->txn, meta_dbi(op->fsm, META_DBI_BUCKETS), name, strlen(name), &v);
     if (rc == 0)
         return meta_op_fail(op, LODE_EBUCKETEXISTS, "bucket '%s' already exists", name);

@@ -52,6 +52,7 @@ struct job {
     uint8_t sid[CMN_DP_SID_SIZE];
     char key[CMN_DP_ACCESS_KEY_MAX + 1];
     uint64_t base, size, request_id;
+    uint32_t tag;
     uint64_t deadline_ms;        /* monotonic: no write starts after it */
     uint64_t start_ns;
     struct piece *pieces;
@@ -271,8 +272,8 @@ static void on_read(void *data, int status, struct node_read *rd)
     }
     p->rd = rd;
     p->state = 2;
-    int rc = cmn_dp_push(f->dp, j->sid, j->key, j->base, j->base + p->buf_off, rd->data, rd->len,
-                         on_pushed, p);
+    int rc = cmn_dp_push(f->dp, j->sid, j->key, j->base, j->tag, j->base + p->buf_off, rd->data,
+                         rd->len, on_pushed, p);
     if (rc != 0) {
         node_read_release(rd);
         p->rd = NULL;
@@ -408,6 +409,7 @@ void node_fanout_push(struct node_fanout *f, struct cmn_rpc_call *call,
     j->base = q->window_base;
     j->size = q->window_size;
     j->request_id = q->request_id;
+    j->tag = q->tag;
     j->start_ns = cmn_mono_ns();
     j->deadline_ms = cmn_mono_ms() + (q->lease_ms ? q->lease_ms : DEFAULT_LEASE_MS);
     j->pieces = ps;

@@ -305,6 +305,14 @@ static void store_open_failed(const struct node_config *cfg, int rc, const struc
 }
 
 
+/* Data sessions name their sources by nid: the listener answers with it once known. */
+static void nid_assigned(void *data, uint32_t nid)
+{
+    struct app *app = data;
+    if (app->dp)
+        cmn_dp_server_set_source_id(app->dp, nid);
+}
+
 /* The fan-out data listener (data-address): clients' data sessions connect here, and
  * FANOUT_PUSH writes into them. `rpc_host` is the host of rpc-address, for messages. */
 static int start_data_listener(struct app *app, const char *rpc_host)
@@ -451,6 +459,8 @@ static int start(struct app *app)
         .secret_len = cfg->secret_len,
         .address = cfg->advertise,
         .data_address = cfg->data_advertise,
+        .on_nid = app->dp ? nid_assigned : NULL,
+        .on_nid_data = app,
         .failure_domain = cfg->failure_domain,
         .heartbeat_interval_ms = cfg->heartbeat_interval_ms,
         .max_frame = (uint32_t)cfg->max_frame_size,

@@ -58,6 +58,8 @@ struct node_registrar {
     struct cmn_meta_async *meta;
     char *address;
     char *data_address;
+    void (*on_nid)(void *data, uint32_t nid);
+    void *on_nid_data;
     char *failure_domain;
     uint64_t interval_ms;
     uint64_t report_retry_ms;
@@ -299,7 +301,10 @@ static void on_register(void *data, const struct cmn_rpc_result *res)
     if (r->nid && r->nid != nid)
         LOG_WARN(LOG_CTX, "meta registered this node as %" PRIu32 " (it was %" PRIu32 ")", nid,
                  r->nid);
+    bool changed = r->nid != nid;
     r->nid = nid;
+    if (changed && r->on_nid)
+        r->on_nid(r->on_nid_data, nid);
     r->need_register = 0;
     r->failures = 0;
     cmn_counter_add(r->c_registrations, 1);
@@ -440,6 +445,8 @@ int node_registrar_start(const struct node_registrar_options *o, struct node_reg
     r->report_retry_ms = o->report_retry_ms ? o->report_retry_ms : REPORT_RETRY_MS;
     r->address = strdup(o->address ? o->address : "");
     r->data_address = strdup(o->data_address ? o->data_address : "");
+    r->on_nid = o->on_nid;
+    r->on_nid_data = o->on_nid_data;
     r->failure_domain = strdup(o->failure_domain ? o->failure_domain : "");
     if (!r->address || !r->data_address || !r->failure_domain) {
         destroy(r);

@@ -33,6 +33,10 @@ struct node_registrar_options {
     size_t secret_len;
     const char *address;               /* advertised chunk-service address (copied) */
     const char *data_address;          /* advertised fan-out data address, or NULL/"" */
+    /* Optional: runs on the loop whenever meta assigns (or confirms another) nid, so that
+     * what announces the node's identity (its data listener) can follow. */
+    void (*on_nid)(void *data, uint32_t nid);
+    void *on_nid_data;
     const char *failure_domain;        /* copied */
     uint64_t heartbeat_interval_ms;    /* 0 = 2000 */
     uint64_t report_retry_ms;          /* 0 = 30000: while meta refuses CORRUPT_REPORT */

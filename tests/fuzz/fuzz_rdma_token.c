@@ -2,7 +2,8 @@
  * redaction. Any input must give a token that keeps the parser's promises or a clean error
  * with a message, never a crash. Checked on every accepted input:
  *   - the kind is one of the five, and a window is non-empty and does not wrap;
- *   - the length is one of the forms' (81, 115, 71, 79, 88) unless it is ofi1;
+ *   - the length is one of the forms' (81, 115, 80, 79, 88) unless it is ofi1;
+ *   - a tcp1 token's tag is not 0;
  *   - lode tokens format back to the input, ignoring case;
  *   - the window check transfers min(window, range) for a range, and refuses exactly the
  *     objects larger than the window without one.
@@ -21,7 +22,8 @@ static const struct fuzz_seed seeds[] = {
     S("0102030405060708:01020304:01020304:0102:010203:1:0102030405060708090a0b0c0d0e0f10"),
     S("0102030405060708:01020304:01020304:0102:010203:1:0102030405060708090a0b0c0d0e0f10"
       ":0102030405060808:0000000000001000"),
-    S("00007F0000001000:0000000000010000:tcp1:00112233445566778899AABBCCDDEEFF"),
+    S("00007F0000001000:0000000000010000:tcp1:00112233445566778899AABBCCDDEEFF:0BADCAFE"),
+    S("00007f0000001000:0000000000010000:tcp1:00112233445566778899aabbccddeeff:00000001"),
     S("00007f0000001000:0000000000010000:rc1:00112233445566778899aabbccddeeff:deadbeef"),
     S("010000001100000000000000000000000000ffffc0a8"
       "00013412000000100000007f00000010000001000000"),
@@ -69,6 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case CMN_RDMA_TCP:
     case CMN_RDMA_RC: {
         check(size == (t.kind == CMN_RDMA_RC ? CMN_RDMA_TOKEN_RC_LEN : CMN_RDMA_TOKEN_TCP_LEN));
+        check(t.kind == CMN_RDMA_RC || t.u.tcp.tag != 0);
         char out[CMN_RDMA_TOKEN_FMT_SIZE];
         int n = cmn_rdma_token_format(&t, out, sizeof(out), NULL);
         check(n == (int)size && strncasecmp(out, s, size) == 0);

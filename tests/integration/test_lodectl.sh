@@ -118,7 +118,7 @@ like "$err" "^lodectl: user 'alice'.*(does not exist|no such user)" "... with th
 # ---- buckets ----
 run bucket list
 is "$rc" 0 "bucket list exits 0"
-is "$out" "NAME  OWNER  CREATED" "bucket list of an empty cluster is just the header"
+is "$out" "NAME  OWNER  ERASURE  CREATED" "bucket list of an empty cluster is just the header"
 run --json bucket list
 [ $have_python = 1 ] && is "$(json_get 'd["buckets"]')" "[]" "bucket list --json: no buckets"
 

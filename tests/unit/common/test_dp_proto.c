@@ -200,22 +200,24 @@ static void test_reply(void)
 
 static void test_data(void)
 {
-    /* h = b"LDPD" + struct.pack("<IQQI", 4096, 0x7f0012345000, 0x7f0012340000, 0);
+    /* h = b"LDPD" + struct.pack("<IQQI", 4096, 0x7f0012345000, 0x7f0012340000, 0x9e3779b9);
      * h + struct.pack("<I", crc32c(h)), crc32c written bitwise (poly 0x82f63b78, reflected) */
     uint8_t want[32], buf[32];
-    unhex("4c4450440010000000503412007f000000003412007f000000000000fbb55786", want);
+    unhex("4c4450440010000000503412007f000000003412007f0000b979379e2622d70e", want);
     struct cmn_dp_data_hdr h = {.len = 4096, .addr = 0x7f0012345000ull,
-                                .window_base = 0x7f0012340000ull, .flags = 0};
+                                .window_base = 0x7f0012340000ull, .tag = 0x9e3779b9u};
     cmn_dp_data_encode(&h, buf);
     ok(memcmp(buf, want, 32) == 0, "DATA header bytes match the reference");
     struct cmn_dp_data_hdr d;
     struct cmn_err e;
     is_int(cmn_dp_data_decode(want, 0, &d, &e), 0, "header decodes");
-    ok(d.len == 4096 && d.addr == h.addr && d.window_base == h.window_base && d.flags == 0,
-       "header fields");
+    ok(d.len == 4096 && d.addr == h.addr && d.window_base == h.window_base &&
+           d.tag == 0x9e3779b9u,
+       "header fields, tag included");
     is_int(cmn_dp_data_decode(want, 4096, &d, &e), 0, "len == max_frame accepted");
     is_int(cmn_dp_data_decode(want, 4095, &d, &e), LODE_EFRAMETOOBIG, "len > max_frame refused");
-    /* Any single flipped bit in the first 28 bytes must be caught by the CRC (or magic). */
+    /* Any single flipped bit in the first 28 bytes (the tag's included) must be caught by the
+     * CRC (or magic). */
     int caught = 0;
     for (int bit = 0; bit < 32 * 8; bit++) {
         memcpy(buf, want, 32);
@@ -224,10 +226,17 @@ static void test_data(void)
             caught++;
     }
     is_int(caught, 256, "every single-bit error in the header is refused");
-    h.flags = 1;
+    /* The same header with tag 0, as the version without tags wrote it: the tag moves the
+     * CRC (reference: the struct.pack line above with 0 for the tag). */
+    unhex("4c4450440010000000503412007f000000003412007f000000000000fbb55786", want);
+    h.tag = 0;
     cmn_dp_data_encode(&h, buf);
-    is_int(cmn_dp_data_decode(buf, 0, &d, &e), LODE_EBADMSG, "flags refused (valid crc)");
-    h.flags = 0;
+    ok(memcmp(buf, want, 32) == 0, "tag 0 header bytes match the reference");
+    is_int(cmn_dp_data_decode(buf, 0, &d, &e), 0, "tag 0 decodes (it just names no window)");
+    h.tag = UINT32_MAX;
+    cmn_dp_data_encode(&h, buf);
+    ok(cmn_dp_data_decode(buf, 0, &d, &e) == 0 && d.tag == UINT32_MAX, "tag 0xffffffff");
+    h.tag = 1;
     h.len = 0;
     cmn_dp_data_encode(&h, buf);
     is_int(cmn_dp_data_decode(buf, 0, &d, &e), LODE_EBADMSG, "empty payload refused");

@@ -21,8 +21,9 @@ static const char dc81[] =
 static const char dc115[] =
     "0102030405060708:01020304:01020304:0102:010203:1:0102030405060708090a0b0c0d0e0f10"
     ":0102030405060808:0000000000001000";
-static const char tcp71[] =
-    "00007f0000001000:0000000000010000:tcp1:00112233445566778899aabbccddeeff";
+/* 16 + 1 + 16 + 1 + 4 + 1 + 32 + 1 + 8 = 80 characters. */
+static const char tcp80[] =
+    "00007f0000001000:0000000000010000:tcp1:00112233445566778899aabbccddeeff:0badcafe";
 static const char rc79[] =
     "00007f0000001000:0000000000010000:rc1:00112233445566778899aabbccddeeff:deadbeef";
 static const char ofi[] = "7f0000001000:1000:ofi1:verbs;ofi_rxm:0a0b0c0d:1234";
@@ -241,14 +242,18 @@ static void test_lode_forms(void)
 {
     struct cmn_rdma_token t;
     struct cmn_err e;
-    is_int(strlen(tcp71), CMN_RDMA_TOKEN_TCP_LEN, "tcp1 example is 71 characters");
+    is_int(strlen(tcp80), CMN_RDMA_TOKEN_TCP_LEN, "tcp1 example is 80 characters");
+    is_int(CMN_RDMA_TOKEN_TCP_LEN, 80, "tcp1 tokens are 80 characters");
+    is_int(CMN_RDMA_TOKEN_FMT_SIZE, 81, "the format buffer holds the longest lode token");
     is_int(strlen(rc79), CMN_RDMA_TOKEN_RC_LEN, "rc1 example is 79 characters");
-    is_int(parse(tcp71, &t, &e), 0, "tcp1 parses");
+    is_int(parse(tcp80, &t, &e), 0, "tcp1 parses");
     is_int(t.kind, CMN_RDMA_TCP, "kind tcp");
     /* 0x00007f0000001000 = 139637976731648, 0x10000 = 65536. */
     ok(t.base == 139637976731648ull && t.size == 65536, "tcp1 window");
     ok(t.u.tcp.sid[0] == 0x00 && t.u.tcp.sid[1] == 0x11 && t.u.tcp.sid[15] == 0xff,
        "tcp1 session id");
+    /* int('0badcafe', 16) = 195939070 */
+    is_int(t.u.tcp.tag, 195939070, "tcp1 tag");
     is_int(parse(rc79, &t, &e), 0, "rc1 parses");
     is_int(t.kind, CMN_RDMA_RC, "kind rc");
     ok(t.base == 139637976731648ull && t.size == 65536, "rc1 window");
@@ -256,9 +261,13 @@ static void test_lode_forms(void)
 
     /* Round trips through the formatter, byte for byte. */
     char out[CMN_RDMA_TOKEN_FMT_SIZE];
-    parse(tcp71, &t, &e);
-    is_int(cmn_rdma_token_format(&t, out, sizeof(out), &e), 71, "tcp1 formats to 71");
-    is_str(out, tcp71, "tcp1 round trip");
+    parse(tcp80, &t, &e);
+    is_int(cmn_rdma_token_format(&t, out, sizeof(out), &e), 80, "tcp1 formats to 80");
+    is_str(out, tcp80, "tcp1 round trip");
+    is_int(parse("00007F0000001000:0000000000010000:tcp1:00112233445566778899AABBCCDDEEFF:0BADCAFE",
+                 &t, &e), 0, "upper-case tcp1 parses");
+    cmn_rdma_token_format(&t, out, sizeof(out), &e);
+    is_str(out, tcp80, "tcp1 written back in lower case");
     parse(rc79, &t, &e);
     is_int(cmn_rdma_token_format(&t, out, sizeof(out), &e), 79, "rc1 formats to 79");
     is_str(out, rc79, "rc1 round trip");
@@ -274,11 +283,21 @@ static void test_lode_forms(void)
     b.base = 0x1000;
     b.size = 1;
     memset(b.u.tcp.sid, 0xab, 16);
-    is_int(cmn_rdma_token_format(&b, out, sizeof(out), &e), 71, "built tcp1 formats");
-    is_str(out, "0000000000001000:0000000000000001:tcp1:abababababababababababababababab",
-           "built tcp1 text");
-    is_int(cmn_rdma_token_format(&b, out, 71, &e), -ENOSPC, "71-byte buffer too small");
+    b.u.tcp.tag = 1;
+    is_int(cmn_rdma_token_format(&b, out, sizeof(out), &e), 80, "built tcp1 formats");
+    is_str(out, "0000000000001000:0000000000000001:tcp1:abababababababababababababababab:00000001",
+           "built tcp1 text: the tag is zero-padded to 8 digits");
+    b.u.tcp.tag = 0xffffffffu;
+    cmn_rdma_token_format(&b, out, sizeof(out), &e);
+    is_str(out, "0000000000001000:0000000000000001:tcp1:abababababababababababababababab:ffffffff",
+           "largest tag");
+    is_int(cmn_rdma_token_format(&b, out, 80, &e), -ENOSPC, "80-byte buffer too small");
     is_str(out, "", "buffer left empty on failure");
+    b.u.tcp.tag = 0;
+    cmn_err_clear(&e);
+    is_int(cmn_rdma_token_format(&b, out, sizeof(out), &e), -EINVAL, "tag 0 not formatted");
+    ok(strstr(e.msg, "tag") != NULL, "says tag: %s", e.msg);
+    b.u.tcp.tag = 1;
     b.size = 0;
     is_int(cmn_rdma_token_format(&b, out, sizeof(out), &e), -EINVAL, "size 0 not formatted");
     b.size = 2;
@@ -302,37 +321,84 @@ static void test_lode_forms(void)
         memcpy(sid + 8, &y, 8);
         if (a.kind == CMN_RDMA_RC)
             a.u.rc.rkey = (uint32_t)rnd();
+        else
+            a.u.tcp.tag = 1 + (uint32_t)(rnd() % UINT32_MAX);
         int n = cmn_rdma_token_format(&a, out, sizeof(out), NULL);
         all &= n == (int)strlen(out) && n != CMN_RDMA_TOKEN_DC_LEN &&
+               n == (a.kind == CMN_RDMA_RC ? 79 : 80) &&
                cmn_rdma_token_parse(out, (size_t)n, &c, NULL) == 0 &&
                memcmp(&a, &c, sizeof(a)) == 0;
     }
     ok(all, "2000 random tcp1/rc1 tokens round-trip");
 
     /* Malformed lode tokens. */
-    ok(parse_bad("00007f0000001000:0000000000000000:tcp1:00112233445566778899aabbccddeeff"),
+    ok(parse_bad("00007f0000001000:0000000000000000:tcp1:00112233445566778899aabbccddeeff"
+                 ":00000001"),
        "tcp1 size 0 refused");
-    ok(parse_bad("fffffffffffffff0:0000000000000010:tcp1:00112233445566778899aabbccddeeff"),
+    ok(parse_bad("fffffffffffffff0:0000000000000010:tcp1:00112233445566778899aabbccddeeff"
+                 ":00000001"),
        "tcp1 window wrapping refused");
-    ok(parse_bad("00007f0000001000:0000000000010000:tcp1:00112233445566778899aabbccddeef"),
+    ok(parse_bad("00007f0000001000:0000000000010000:tcp1:00112233445566778899aabbccddeef:00000001"),
        "31-digit session id refused");
+    struct cmn_err et;
+    cmn_err_clear(&et);
+    is_int(parse("00007f0000001000:0000000000010000:tcp1:00112233445566778899aabbccddeeff",
+                 &t, &et), -EINVAL, "tcp1 without a tag (the 71-character form) refused");
+    ok(strstr(et.msg, "tcp1") && strstr(et.msg, "4 colon-separated fields"),
+       "says the field count: %s", et.msg);
+    cmn_err_clear(&et);
+    is_int(parse("00007f0000001000:0000000000010000:tcp1:00112233445566778899aabbccddeeff:00000000",
+                 &t, &et), -EINVAL, "tcp1 tag 0 refused");
+    ok(strstr(et.msg, "(tag)") != NULL, "message names the tag: %s", et.msg);
+    ok(parse_bad("00007f0000001000:0000000000010000:tcp1:00112233445566778899aabbccddeeff:0000001"),
+       "7-digit tag refused");
     ok(parse_bad("00007f0000001000:0000000000010000:tcp1:00112233445566778899aabbccddeeff"
-                 ":deadbeef"), "tcp1 with an rkey refused");
+                 ":000000001"),
+       "9-digit tag refused (81 characters, and still not DC)");
+    ok(parse_bad("00007f0000001000:0000000000010000:tcp1:00112233445566778899aabbccddeeff"
+                 ":0000000g"),
+       "non-hex tag refused");
+    ok(parse_bad("00007f0000001000:0000000000010000:tcp1:00112233445566778899aabbccddeeff:"),
+       "empty tag refused");
+    ok(parse_bad("00007f0000001000:0000000000010000:tcp1:00112233445566778899aabbccddeeff"
+                 ":00000001:deadbeef"), "tcp1 with a sixth field refused");
+    /* Every proper prefix of a tcp1 token is refused, and so is every one-character shift of
+     * a separator. */
+    int allp = 1;
+    for (size_t n = 0; n < strlen(tcp80); n++)
+        allp &= cmn_rdma_token_parse(tcp80, n, &t, NULL) == -EINVAL;
+    ok(allp, "every truncation of a tcp1 token refused");
+    char mv[sizeof(tcp80)];
+    allp = 1;
+    for (size_t i = 1; i + 1 < strlen(tcp80); i++) {
+        if (tcp80[i] != ':')
+            continue;
+        for (int d = -1; d <= 1; d += 2) {
+            memcpy(mv, tcp80, sizeof(tcp80));
+            char tmp = mv[i + d];
+            mv[i + d] = ':';
+            mv[i] = tmp;
+            allp &= parse_bad(mv);
+        }
+    }
+    ok(allp, "every tcp1 separator moved by one refused");
     ok(parse_bad("00007f0000001000:0000000000010000:rc1:00112233445566778899aabbccddeeff"),
        "rc1 without rkey refused");
     ok(parse_bad("00007f0000001000:0000000000010000:rc1:00112233445566778899aabbccddeeff:deadbee"),
        "7-digit rkey refused");
-    ok(parse_bad("7f0000001000:0000000000010000:tcp1:00112233445566778899aabbccddeeff"),
+    ok(parse_bad("7f0000001000:0000000000010000:tcp1:00112233445566778899aabbccddeeff:00000001"),
        "short tcp1 base refused");
-    ok(parse_bad("00007f0000001000:0000000000010000:TCP1:00112233445566778899aabbccddeeff"),
-       "upper-case tag refused");
-    ok(parse_bad("00007f0000001000:0000000000010000:tcp2:00112233445566778899aabbccddeeff"),
-       "unknown tag refused");
+    ok(parse_bad("00007f0000001000:0000000000010000:TCP1:00112233445566778899aabbccddeeff"
+                 ":00000001"),
+       "upper-case transport name refused");
+    ok(parse_bad("00007f0000001000:0000000000010000:tcp2:00112233445566778899aabbccddeeff"
+                 ":00000001"),
+       "unknown transport name refused");
     /* A tcp1 token padded to 81 characters is still a (bad) tcp1 token, never a DC one. */
     struct cmn_err e2;
     cmn_err_clear(&e2);
-    is_int(parse("00007f0000001000:0000000000010000:tcp1:00112233445566778899aabbccddeeff000000000",
-                 &t, &e2), -EINVAL, "81-character tcp1 refused");
+    is_int(parse("00007f0000001000:0000000000010000:tcp1:00112233445566778899aabbccddeeff:00000001"
+                 "0", &t, &e2), -EINVAL, "81-character tcp1 refused");
     ok(strstr(e2.msg, "tcp1") != NULL, "reported as tcp1: %s", e2.msg);
 }
 
@@ -412,7 +478,7 @@ static void test_window(void)
     struct cmn_rdma_token t;
     struct cmn_err e;
     uint64_t n = 7;
-    parse(tcp71, &t, &e); /* window 65536 */
+    parse(tcp80, &t, &e); /* window 65536 */
     is_int(cmn_rdma_window_fit(&t, 65536, false, &n, &e), 0,
            "whole object equal to the window fits");
     ok(n == 65536, "transfers 65536");
@@ -458,6 +524,7 @@ static void test_messages_secret(void)
         "0102030405060708:01020304:01020304:0102:010203:2:0102030405060708090a0b0c0d0e0f10",
         "0102030405060708:01020304:0102030g:0102:010203:1:0102030405060708090a0b0c0d0e0f10",
         "00007f0000001000:0000000000010000:rc1:00112233445566778899aabbccddeeff:deadbee",
+        "00007f0000001000:0000000000010000:tcp1:00112233445566778899aabbccddeeff:deadbee",
         ("0102030405060708:01020304:01020304:0102:010203:1:0102030405060708090a0b0c0d0e0f10"
          ":0102030405060707:0000000000000001"),
     };

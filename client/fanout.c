@@ -1,0 +1,501 @@
+/* liblode: tcp fan-out GETs. A data session is requested from the gateway once (and again
+ * before it expires); a receiver (client/dp_recv.h) keeps one connection to each data
+ * source the session lists. A GET opens a window on the destination, sends the signed
+ * request with a tcp token naming it, and completes when every source the reply lists has
+ * delivered the bytes it reported. The window is closed (the tcp fence) before the call
+ * returns, whatever happened, so no late frame ever touches the buffer afterwards.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/client_int.h"
+#include "client/dp_recv.h"
+#include "client/parse.h"
+#include "common/clock.h"
+#include "common/dp_proto.h"
+#include "common/id.h"
+#include "common/rdma_token.h"
+
+/* A session is replaced when less than this is left of its lifetime. */
+#define SESSION_MARGIN_MS (10 * 60 * 1000)
+/* After the gateway refused sessions (4xx, 501), fan-out is not tried again for a while;
+ * after a transient failure only briefly. */
+#define REFUSED_RETRY_MS (60 * 1000)
+#define TRANSIENT_RETRY_MS (2 * 1000)
+/* Failed data connections are retried at most this often. */
+#define SOURCE_RETRY_MS 5000
+#define CONNECT_WAIT_MAX_MS 5000
+
+struct session {
+    unsigned refs;                 /* users, plus one while it is the current session */
+    struct lc_dp_recv *recv;
+    struct lc_session doc;
+    uint64_t last_retry_ms;        /* monotonic */
+};
+
+struct lc_fanout {
+    pthread_mutex_t mu;            /* cur, refs, retry_after, why */
+    pthread_mutex_t create_mu;     /* one session request at a time */
+    struct session *cur;
+    uint64_t retry_after_ms;       /* monotonic; 0: none */
+    char why[LODE_MSG_MAX];
+};
+
+int lc_fanout_create(struct lc_fanout **out)
+{
+    struct lc_fanout *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -ENOMEM;
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_mutex_init(&f->create_mu, NULL);
+    *out = f;
+    return 0;
+}
+
+static void session_free(struct session *s)
+{
+    lc_dp_recv_destroy(s->recv);
+    lc_session_free(&s->doc);
+    free(s);
+}
+
+static void session_put(struct lc_fanout *f, struct session *s)
+{
+    pthread_mutex_lock(&f->mu);
+    bool last = --s->refs == 0;
+    pthread_mutex_unlock(&f->mu);
+    if (last)
+        session_free(s);
+}
+
+void lc_fanout_destroy(struct lc_fanout *f)
+{
+    if (!f)
+        return;
+    if (f->cur)
+        session_put(f, f->cur);
+    pthread_mutex_destroy(&f->mu);
+    pthread_mutex_destroy(&f->create_mu);
+    free(f);
+}
+
+static void hostport(char *out, size_t cap, const char *host, uint16_t port)
+{
+    snprintf(out, cap, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
+}
+
+/* Asks the gateway for a session and connects to its sources. Returns 0, or a code with a
+ * message; *refused tells a definite "no" (the gateway does not offer sessions to us) from a
+ * transient failure. */
+static int session_new(lode_client *c, struct session **out, bool *refused, struct cmn_err *err)
+{
+    *refused = false;
+    struct lc_s3_req q = {.method = "POST", .query = "x-lode-session", .send_length = true};
+    struct lc_call call;
+    int rc = lc_call_start(c, &q, NULL, 0, NULL, &call, err);
+    if (rc)
+        return cmn_err_wrap(err, "session request");
+    if (call.resp->status != 200) {
+        int st = call.resp->status;
+        rc = lc_call_fail(c, &call, "session request", NULL, 0, err);
+        lc_call_end(c, &call);
+        *refused = st >= 400 && st < 500 ? true : st == 501;
+        return rc;
+    }
+    struct cmn_buf body;
+    cmn_buf_init(&body);
+    rc = lc_call_read_small(c, &call, &body, LC_SESSION_DOC_MAX, err);
+    lc_call_end(c, &call);
+    struct session *s = calloc(1, sizeof(*s));
+    if (!s && !rc)
+        rc = cmn_err_set(err, -ENOMEM, "out of memory");
+    if (!rc)
+        rc = lc_session_parse((const char *)body.data, body.len, &s->doc, err);
+    cmn_buf_free(&body);
+    if (rc) {
+        free(s);
+        return cmn_err_wrap(err, "session request");
+    }
+    struct lc_dp_recv_config rcfg = {
+        .connect_timeout_ms = c->timeout_ms < CONNECT_WAIT_MAX_MS ? c->timeout_ms
+                                                                  : CONNECT_WAIT_MAX_MS,
+    };
+    memcpy(rcfg.cred.sid, s->doc.sid, sizeof(rcfg.cred.sid));
+    rcfg.cred.expires_ms = s->doc.expires_ms;
+    memcpy(rcfg.cred.mac, s->doc.mac, sizeof(rcfg.cred.mac));
+    if (strcmp(s->doc.access_key, c->access_key) != 0) {
+        rc = cmn_err_set(err, LODE_ERR_PROTOCOL, "session request: issued to another access key");
+    } else if (cmn_dp_cred_set_key(&rcfg.cred, c->access_key, strlen(c->access_key)) != 0) {
+        *refused = true;
+        rc = cmn_err_set(err, LODE_ERR_NO_TRANSPORT,
+                         "tcp data sessions need an access key of at most %d bytes",
+                         CMN_DP_ACCESS_KEY_MAX);
+    } else {
+        /* The receiver's I/O thread inherits this thread's signal mask: with SIGPIPE blocked
+         * there, a source that resets its connection while we write the HELLO gives EPIPE
+         * instead of killing the application. */
+        sigset_t pipe, old;
+        sigemptyset(&pipe);
+        sigaddset(&pipe, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &pipe, &old);
+        rc = lc_dp_recv_create(&rcfg, &s->recv, err);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    explicit_bzero(&rcfg.cred, sizeof(rcfg.cred));
+    for (size_t i = 0; rc == 0 && i < s->doc.n_src; i++) {
+        const struct lc_session_src *src = &s->doc.src[i];
+        if (!src->has_tcp)
+            continue;
+        char hp[LC_HOST_MAX + 16];
+        hostport(hp, sizeof(hp), src->tcp_host, src->tcp_port);
+        struct cmn_err aerr;
+        cmn_err_clear(&aerr);
+        /* A source that cannot be reached is not fatal: the gateway writes what a source
+         * without our session would have. */
+        lc_dp_recv_add_source(s->recv, src->id, hp, &aerr);
+    }
+    if (rc == 0) {
+        struct cmn_err werr;
+        cmn_err_clear(&werr);
+        lc_dp_recv_wait_ready(s->recv, rcfg.connect_timeout_ms, &werr);
+        s->last_retry_ms = cmn_mono_ms();
+        s->refs = 1;
+        *out = s;
+        return 0;
+    }
+    session_free(s);
+    return rc;
+}
+
+/* Reconnects sources whose connection failed, at most every SOURCE_RETRY_MS. */
+static void retry_sources(struct lc_fanout *f, struct session *s)
+{
+    uint64_t now = cmn_mono_ms();
+    pthread_mutex_lock(&f->mu);
+    bool due = now - s->last_retry_ms >= SOURCE_RETRY_MS;
+    if (due)
+        s->last_retry_ms = now;
+    pthread_mutex_unlock(&f->mu);
+    if (!due)
+        return;
+    for (size_t i = 0; i < s->doc.n_src; i++) {
+        const struct lc_session_src *src = &s->doc.src[i];
+        if (!src->has_tcp ||
+            lc_dp_recv_source_state(s->recv, src->id, NULL) != LC_DP_SOURCE_FAILED)
+            continue;
+        char hp[LC_HOST_MAX + 16];
+        hostport(hp, sizeof(hp), src->tcp_host, src->tcp_port);
+        lc_dp_recv_add_source(s->recv, src->id, hp, NULL);
+    }
+}
+
+static bool fresh(const struct session *s)
+{
+    int64_t now = cmn_now_ms();
+    return now > 0 && (uint64_t)now + SESSION_MARGIN_MS < s->doc.expires_ms;
+}
+
+/* A reference to a usable session, creating one if needed. */
+static int session_get(lode_client *c, struct session **out, struct cmn_err *err)
+{
+    struct lc_fanout *f = c->fanout;
+    pthread_mutex_lock(&f->mu);
+    struct session *s = f->cur && fresh(f->cur) ? f->cur : NULL;
+    if (s)
+        s->refs++;
+    pthread_mutex_unlock(&f->mu);
+    if (s) {
+        retry_sources(f, s);
+        *out = s;
+        return 0;
+    }
+    pthread_mutex_lock(&f->create_mu);
+    pthread_mutex_lock(&f->mu);
+    s = f->cur && fresh(f->cur) ? f->cur : NULL;
+    if (s)
+        s->refs++;
+    bool wait = !s && f->retry_after_ms && cmn_mono_ms() < f->retry_after_ms;
+    int rc = 0;
+    if (wait)
+        rc = cmn_err_set(err, LODE_ERR_NO_TRANSPORT, "%s", f->why);
+    pthread_mutex_unlock(&f->mu);
+    if (!s && !wait) {
+        bool refused;
+        struct session *old = NULL, *ns = NULL;
+        rc = session_new(c, &ns, &refused, err);
+        pthread_mutex_lock(&f->mu);
+        if (rc == 0 && ns) {
+            old = f->cur;
+            f->cur = s = ns;
+            ns->refs++; /* the caller's; the first is the current session's */
+            f->retry_after_ms = 0;
+        } else {
+            f->retry_after_ms = cmn_mono_ms() + (refused ? REFUSED_RETRY_MS : TRANSIENT_RETRY_MS);
+            snprintf(f->why, sizeof(f->why), "%s", err->msg);
+        }
+        pthread_mutex_unlock(&f->mu);
+        if (old)
+            session_put(f, old);
+    }
+    pthread_mutex_unlock(&f->create_mu);
+    *out = rc ? NULL : s;
+    return rc;
+}
+
+/* lode's tcp token, "<base16>:<size16>:tcp1:<sid32>:<tag8>" (common/rdma_token.h). */
+static int format_token(char out[CMN_RDMA_TOKEN_FMT_SIZE], uint64_t base, uint64_t size,
+                        const uint8_t sid[16], uint32_t tag, struct cmn_err *err)
+{
+    struct cmn_rdma_token t = {.kind = CMN_RDMA_TCP, .base = base, .size = size};
+    memcpy(t.u.tcp.sid, sid, sizeof(t.u.tcp.sid));
+    t.u.tcp.tag = tag;
+    int n = cmn_rdma_token_format(&t, out, CMN_RDMA_TOKEN_FMT_SIZE, err);
+    explicit_bzero(&t, sizeof(t));
+    return n < 0 ? n : 0;
+}
+
+/* Everything a fan-out reply must say, checked before waiting for the data. */
+struct reply {
+    int reply;                     /* x-amz-rdma-reply value */
+    uint64_t transferred;
+    uint64_t first, last, total;   /* 206 */
+    struct lc_src_bytes *src;
+    size_t n_src;
+};
+
+static int check_reply(const struct lc_http_resp *r, const struct lc_get_args *a, uint64_t window,
+                       struct reply *rp, struct cmn_err *err)
+{
+    size_t n, m;
+    const char *v = lc_http_header(r, "x-amz-rdma-bytes-transferred", &n);
+    if (r->status != rp->reply)
+        return cmn_err_set(err, LODE_ERR_PROTOCOL, "HTTP %d with x-amz-rdma-reply %d",
+                           r->status, rp->reply);
+    if (r->content_length != 0)
+        return cmn_err_set(err, LODE_ERR_PROTOCOL, "a fan-out reply with a body");
+    if (!v || lc_parse_u64(v, n, &rp->transferred) != 0)
+        return cmn_err_set(err, LODE_ERR_PROTOCOL, "no valid x-amz-rdma-bytes-transferred");
+    uint64_t alias;
+    v = lc_http_header(r, "x-amz-rdma-bytes", &n);
+    if (v && (lc_parse_u64(v, n, &alias) != 0 || alias != rp->transferred))
+        return cmn_err_set(err, LODE_ERR_PROTOCOL,
+                           "x-amz-rdma-bytes disagrees with x-amz-rdma-bytes-transferred");
+    if (rp->transferred > window)
+        return cmn_err_set(err, LODE_ERR_PROTOCOL, "%" PRIu64 " bytes reported for a window of %"
+                           PRIu64, rp->transferred, window);
+    if (rp->reply == 206) {
+        v = lc_http_header(r, "content-range", &n);
+        if (!a->ranged && !a->part)
+            return cmn_err_set(err, LODE_ERR_PROTOCOL, "206 to a request without a range");
+        if (!v || lc_parse_content_range(v, n, &rp->first, &rp->last, &rp->total) != 0 ||
+            rp->first == UINT64_MAX)
+            return cmn_err_set(err, LODE_ERR_PROTOCOL, "206 without a valid Content-Range");
+        if (rp->last - rp->first + 1 != rp->transferred)
+            return cmn_err_set(err, LODE_ERR_PROTOCOL,
+                               "Content-Range and x-amz-rdma-bytes-transferred disagree");
+        if (a->ranged && rp->first != a->r_off)
+            return cmn_err_set(err, LODE_ERR_PROTOCOL, "the reply covers another range");
+    } else if (a->ranged) {
+        return cmn_err_set(err, LODE_ERR_PROTOCOL, "200 to a ranged request");
+    }
+    v = lc_http_header(r, "x-lode-sources", &m);
+    rp->src = calloc(LC_SESSION_MAX_SOURCES + 1, sizeof(*rp->src));
+    if (!rp->src)
+        return cmn_err_set(err, -ENOMEM, "out of memory");
+    if (!v || lc_parse_sources(v, m, rp->src, LC_SESSION_MAX_SOURCES + 1, &rp->n_src) != 0)
+        return cmn_err_set(err, LODE_ERR_PROTOCOL, "no valid x-lode-sources");
+    /* Sources report what they sent; together they must account for every byte. */
+    uint64_t sum = 0;
+    for (size_t i = 0; i < rp->n_src; i++)
+        sum = rp->src[i].bytes > UINT64_MAX - sum ? UINT64_MAX : sum + rp->src[i].bytes;
+    if (sum < rp->transferred)
+        return cmn_err_set(err, LODE_ERR_PROTOCOL, "the sources account for %" PRIu64
+                           " of %" PRIu64 " bytes", sum, rp->transferred);
+    return 0;
+}
+
+static bool token_refusal(const char *code)
+{
+    return strcmp(code, "InvalidRDMAToken") == 0 || strcmp(code, "InvalidRequest") == 0 ||
+           strcmp(code, "InvalidArgument") == 0 || strcmp(code, "NotImplemented") == 0;
+}
+
+int lc_fanout_get(lode_client *c, const struct lc_get_args *a, struct lode_result *res,
+                  enum lode_fallback *why, bool *served_by_body, struct cmn_err *err)
+{
+    *served_by_body = false;
+    struct session *s;
+    int rc = session_get(c, &s, err);
+    if (rc) {
+        *why = LODE_FALLBACK_SESSION;
+        return LC_FALLBACK;
+    }
+    uint64_t window = a->want;
+    uint64_t base = (uint64_t)(uintptr_t)a->buf->ptr + a->buf_off;
+    struct lc_dp_window *w = NULL;
+    struct lc_dp_sink sink;
+    if (a->stage)
+        lc_cuda_stage_dp_sink(a->stage, &sink);
+    /* A fresh tag per request: a late frame of an earlier request into the same memory
+     * carries another tag and never lands in this window. */
+    uint32_t tag = 0;
+    while (tag == 0)
+        if (cmn_random_bytes(&tag, sizeof(tag)) != 0) {
+            session_put(c->fanout, s);
+            return cmn_err_set(err, LODE_EINTERNAL, "GET: no random bytes for the request tag");
+        }
+    rc = lc_dp_recv_window_open(s->recv, base, window, tag,
+                                a->stage ? NULL : (uint8_t *)a->buf->ptr + a->buf_off,
+                                a->stage ? &sink : NULL, &w);
+    if (rc) {
+        session_put(c->fanout, s);
+        return cmn_err_set(err, rc, "GET: cannot open the receive window: %s%s",
+                           lode_strerror(rc),
+                           rc == -EBUSY ? " (another request uses the same memory)" : "");
+    }
+    char token[CMN_RDMA_TOKEN_FMT_SIZE];
+    rc = format_token(token, base, window, s->doc.sid, tag, err);
+    if (rc) {
+        lc_dp_recv_window_close(s->recv, w);
+        session_put(c->fanout, s);
+        return rc;
+    }
+    struct lc_s3_req q = {
+        .method = "GET",
+        .bucket = a->bucket,
+        .key = a->key,
+        .query = a->query[0] ? a->query : NULL,
+        .range = a->ranged ? a->range : NULL,
+        .token = token,
+    };
+    struct lc_call call = {0};
+    struct reply rp = {0};
+    bool have_call = false, fence_done = false;
+    rc = lc_call_start(c, &q, NULL, 0, NULL, &call, err);
+    explicit_bzero(token, sizeof(token));
+    if (rc) {
+        cmn_err_wrap(err, "GET");
+        goto out;
+    }
+    have_call = true;
+    res->http_status = call.resp->status;
+    size_t n;
+    const char *rv = lc_http_header(call.resp, "x-amz-rdma-reply", &n);
+    int st = call.resp->status;
+    if (!rv || (rp.reply = lc_parse_rdma_reply(rv, n)) == 501) {
+        /* Not served. Fence first: the plain bytes go to the same memory. */
+        lc_dp_recv_window_close(s->recv, w);
+        w = NULL;
+        fence_done = true;
+        bool declined = rv != NULL;
+        *why = declined ? LODE_FALLBACK_DECLINED : LODE_FALLBACK_NO_REPLY;
+        if (st >= 200 && st < 300 && !(c->flags & LODE_CLIENT_NO_FALLBACK)) {
+            /* The spec's decline (or a server that ignored the token): the object is in
+             * the body, as a plain GET would have it. */
+            have_call = false;
+            rc = lc_get_consume(c, &call, a, res, err);
+            if (rc == 0) {
+                *served_by_body = true;
+                cmn_err_set(err, 0, "%s", declined ? "the server declined the tcp token"
+                                                   : "the server ignored the tcp token");
+                rc = LC_FALLBACK;
+            }
+            goto out;
+        }
+        char code[64] = "";
+        if (st >= 200 && st < 300) {
+            rc = LC_FALLBACK;
+            cmn_err_set(err, 0, "the server %s the tcp token",
+                        declined ? "declined" : "ignored");
+        } else {
+            rc = lc_call_fail(c, &call, "GET", code, sizeof(code), err);
+            if (declined || (st == 400 && token_refusal(code))) {
+                *why = declined ? LODE_FALLBACK_DECLINED : LODE_FALLBACK_REFUSED;
+                rc = LC_FALLBACK;
+            }
+        }
+        goto out;
+    }
+    if (rp.reply < 0) {
+        rc = cmn_err_set(err, LODE_ERR_PROTOCOL, "GET: malformed x-amz-rdma-reply");
+        goto out;
+    }
+    if (rp.reply != 200 && rp.reply != 206) {
+        rc = st >= 300 ? lc_call_fail(c, &call, "GET", NULL, 0, err)
+                       : cmn_err_set(err, LODE_ERR_PROTOCOL, "GET: x-amz-rdma-reply %d", rp.reply);
+        goto out;
+    }
+    rc = check_reply(call.resp, a, window, &rp, err);
+    if (rc) {
+        cmn_err_wrap(err, "GET (tcp)");
+        goto out;
+    }
+    lc_copy_header(call.resp, "etag", res->etag, sizeof(res->etag));
+    if (rp.reply == 206)
+        lc_copy_header(call.resp, "content-range", res->content_range,
+                       sizeof(res->content_range));
+    {
+        struct cmn_buf none;
+        cmn_buf_init(&none);
+        rc = lc_call_read_small(c, &call, &none, 0, err);
+        cmn_buf_free(&none);
+        lc_call_end(c, &call);
+        have_call = false;
+        if (rc)
+            goto out;
+    }
+    struct lc_dp_expect *exp = calloc(rp.n_src ? rp.n_src : 1, sizeof(*exp));
+    if (!exp) {
+        rc = cmn_err_set(err, -ENOMEM, "out of memory");
+        goto out;
+    }
+    uint32_t used = 0;
+    for (size_t i = 0; i < rp.n_src; i++) {
+        exp[i].source_id = rp.src[i].id;
+        exp[i].bytes = rp.src[i].bytes;
+        used += rp.src[i].bytes > 0;
+    }
+    struct cmn_err werr;
+    cmn_err_clear(&werr);
+    rc = lc_dp_recv_wait(s->recv, w, exp, rp.n_src, c->timeout_ms, &werr);
+    free(exp);
+    lc_dp_recv_window_close(s->recv, w);
+    w = NULL;
+    fence_done = true;
+    if (rc) {
+        /* The server sent it all, the data did not all arrive: the window is fenced, so a
+         * plain GET may safely write the same memory. */
+        *why = LODE_FALLBACK_DATA_PATH;
+        cmn_err_set(err, rc, "tcp data path: %s", werr.msg);
+        rc = LC_FALLBACK;
+        goto out;
+    }
+    res->transport = LODE_TRANSPORT_TCP;
+    res->bytes = rp.transferred;
+    res->sources = used;
+    if (rp.reply == 206) {
+        res->offset = rp.first;
+        res->object_size = rp.total == UINT64_MAX ? 0 : rp.total;
+    } else {
+        res->offset = 0;
+        res->object_size = rp.transferred;
+    }
+out:
+    if (have_call)
+        lc_call_end(c, &call);
+    if (w && !fence_done)
+        lc_dp_recv_window_close(s->recv, w);
+    free(rp.src);
+    session_put(c->fanout, s);
+    if (rc == LC_FALLBACK && !*served_by_body) {
+        res->bytes = 0;
+        res->offset = 0;
+        res->object_size = 0;
+        res->etag[0] = res->content_range[0] = '\0';
+    }
+    return rc;
+}
