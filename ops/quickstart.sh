@@ -70,7 +70,8 @@ build() {
         mkdir -p "$builddir"
         cd "$builddir"
         [ -f Makefile ] || ../configure -q
-        make -j"$(nproc 2>/dev/null || echo 2)" lode-meta lode-node lode-gateway lodectl
+        make -j"$(nproc 2>/dev/null || echo 2)" lode-meta lode-node lode-gateway lodectl \
+            lode-get lode-put
     ) >"$state/build.log" 2>&1 || { tail -n 30 "$state/build.log" >&2; die "build failed (log: $state/build.log)"; }
 }
 
@@ -313,6 +314,8 @@ The S3 endpoint (lode-gateway) is http://$(gw_s3); user "quickstart" can use it 
   aws --endpoint-url http://$(gw_s3) s3 mb s3://demo
   aws --endpoint-url http://$(gw_s3) s3 cp /etc/hostname s3://demo/hello.txt
   aws --endpoint-url http://$(gw_s3) s3 cp s3://demo/hello.txt -
+The same object by fan-out (the data nodes write it straight into lode-get's buffer):
+  LODE_ENDPOINT=$(gw_s3) $builddir/lode-get --transport tcp --stats demo hello.txt -
 (The keys are kept in $state/credentials.)
 Stop it with: ops/quickstart.sh stop     Status: ops/quickstart.sh status
 MSG

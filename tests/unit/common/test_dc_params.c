@@ -88,8 +88,8 @@ static void test_derive(void)
     ok(d.rkey == 0 && d.base == 0, "target zeroed on failure");
 
     static const char tcp[] =
-        "00007f0000001000:0000000000010000:tcp1:00112233445566778899aabbccddeeff";
-    cmn_rdma_token_parse(tcp, strlen(tcp), &t, &e);
+        "00007f0000001000:0000000000010000:tcp1:00112233445566778899aabbccddeeff:00000001";
+    is_int(cmn_rdma_token_parse(tcp, strlen(tcp), &t, &e), 0, "a tcp1 token parses");
     is_int(cmn_dc_derive(&t, &local_ok, &d, &e), -EINVAL, "a tcp1 token is not a DC target");
 }
 
