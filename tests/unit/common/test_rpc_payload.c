@@ -597,26 +597,33 @@ static int read_n(int fd, void *p, size_t n)
     return 0;
 }
 
-static void *stuck_main(void *arg)
+/* The server's side of the handshake, by hand, for peers that then misbehave. */
+static int raw_handshake(int fd, uint8_t nonce_fill)
 {
-    struct stuck *s = arg;
-    int fd = accept(s->lfd, NULL, NULL);
     uint8_t out[CMN_RPC_HEADER_SIZE + CMN_HMAC_SIZE], nonce[CMN_RPC_NONCE_SIZE];
     uint8_t in[CMN_RPC_HEADER_SIZE + 2 * CMN_RPC_NONCE_SIZE];
-    memset(nonce, 7, sizeof(nonce));
+    memset(nonce, nonce_fill, sizeof(nonce));
     struct cmn_rpc_header h = {.version = CMN_RPC_VERSION, .kind = CMN_RPC_HELLO,
                                .body_len = CMN_RPC_NONCE_SIZE};
     cmn_rpc_header_pack(&h, out);
     memcpy(out + CMN_RPC_HEADER_SIZE, nonce, sizeof(nonce));
-    if (fd < 0 || send(fd, out, CMN_RPC_HEADER_SIZE + CMN_RPC_NONCE_SIZE, MSG_NOSIGNAL) < 0 ||
+    if (send(fd, out, CMN_RPC_HEADER_SIZE + CMN_RPC_NONCE_SIZE, MSG_NOSIGNAL) < 0 ||
         read_n(fd, in, sizeof(in)) < 0)
-        goto out;
+        return -1;
     h = (struct cmn_rpc_header){.version = CMN_RPC_VERSION, .kind = CMN_RPC_AUTH_OK,
                                 .body_len = CMN_HMAC_SIZE};
     cmn_rpc_header_pack(&h, out);
     cmn_rpc_auth_mac(SECRET, SECRET_LEN, 1, nonce, in + CMN_RPC_HEADER_SIZE,
                      out + CMN_RPC_HEADER_SIZE);
-    if (send(fd, out, sizeof(out), MSG_NOSIGNAL) < 0)
+    return send(fd, out, sizeof(out), MSG_NOSIGNAL) < 0 ? -1 : 0;
+}
+
+static void *stuck_main(void *arg)
+{
+    struct stuck *s = arg;
+    struct cmn_rpc_header h;
+    int fd = accept(s->lfd, NULL, NULL);
+    if (fd < 0 || raw_handshake(fd, 7) < 0)
         goto out;
     sem_wait(&s->go); /* not reading: the client's write stalls */
     uint8_t hdr[CMN_RPC_HEADER_SIZE];
@@ -803,24 +810,10 @@ struct half {
 static void *half_main(void *arg)
 {
     struct half *s = arg;
+    struct cmn_rpc_header h;
     int fd = accept(s->lfd, NULL, NULL);
-    uint8_t out[CMN_RPC_HEADER_SIZE + CMN_HMAC_SIZE], nonce[CMN_RPC_NONCE_SIZE];
-    uint8_t in[CMN_RPC_HEADER_SIZE + 2 * CMN_RPC_NONCE_SIZE];
-    memset(nonce, 9, sizeof(nonce));
-    struct cmn_rpc_header h = {.version = CMN_RPC_VERSION, .kind = CMN_RPC_HELLO,
-                               .body_len = CMN_RPC_NONCE_SIZE};
-    cmn_rpc_header_pack(&h, out);
-    memcpy(out + CMN_RPC_HEADER_SIZE, nonce, sizeof(nonce));
-    if (fd < 0 || send(fd, out, CMN_RPC_HEADER_SIZE + CMN_RPC_NONCE_SIZE, MSG_NOSIGNAL) < 0 ||
-        read_n(fd, in, sizeof(in)) < 0)
-        goto out;
-    h = (struct cmn_rpc_header){.version = CMN_RPC_VERSION, .kind = CMN_RPC_AUTH_OK,
-                                .body_len = CMN_HMAC_SIZE};
-    cmn_rpc_header_pack(&h, out);
-    cmn_rpc_auth_mac(SECRET, SECRET_LEN, 1, nonce, in + CMN_RPC_HEADER_SIZE,
-                     out + CMN_RPC_HEADER_SIZE);
     uint8_t req[CMN_RPC_HEADER_SIZE];
-    if (send(fd, out, sizeof(out), MSG_NOSIGNAL) < 0 || read_n(fd, req, sizeof(req)) < 0 ||
+    if (fd < 0 || raw_handshake(fd, 9) < 0 || read_n(fd, req, sizeof(req)) < 0 ||
         cmn_rpc_header_unpack(req, 1u << 30, &h, NULL) < 0)
         goto out;
     uint8_t *reply = malloc(CMN_RPC_HEADER_SIZE + s->len);
