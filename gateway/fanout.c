@@ -19,6 +19,7 @@
 #include <lode/errno.h>
 
 #include "common/clock.h"
+#include "common/id.h"
 #include "common/log.h"
 #include "gateway/objget.h"
 
@@ -74,6 +75,9 @@ struct gw_fanout {
     unsigned batches;                  /* in flight */
     unsigned pushes;                   /* local frames in flight */
     uint64_t fence_until_ms;
+    /* FANOUT_PUSH request ids: nodes answer a repeated (session, id) from memory without
+     * writing, so ids never repeat: a random base per fan-out, then one per batch. */
+    uint64_t next_request_id;
     struct gw_objget *g;
     uint64_t pos;                      /* bytes of the current range handed to pushes */
     bool range_done;                   /* objget finished the current range */
@@ -304,7 +308,7 @@ static int send_batch(struct gw_fanout *f, struct fplan *fp, size_t src, size_t 
     q.access_key = f->key;
     q.window_base = f->cfg.window_base;
     q.window_size = f->cfg.window_size;
-    q.request_id = ((uint64_t)f->cfg.spread << 20) ^ (uint64_t)(uintptr_t)b;
+    q.request_id = f->next_request_id++;
     q.lease_ms = f->cfg.lease_ms;
     q.n_pieces = n;
     q.pieces = b->ptrs;
@@ -604,6 +608,8 @@ int gw_fanout_start(const struct gw_fanout_config *cfg, struct gw_fanout **out,
     if (!f->cfg.max_batch)
         f->cfg.max_batch = DEFAULT_BATCH;
     memcpy(f->sid, cfg->sid, 16);
+    if (cmn_random_bytes(&f->next_request_id, sizeof(f->next_request_id)) != 0)
+        f->next_request_id = ((uint64_t)cmn_mono_ns() << 16) ^ cfg->spread;
     snprintf(f->key, sizeof(f->key), "%s", cfg->access_key);
     f->map = gw_cluster_map_hold(cfg->map);
     size_t parts = rec->n_parts ? rec->n_parts : 1;

@@ -60,7 +60,7 @@ like "$out" "^refused .*code 1" "a HELLO with a forged MAC is refused (bad mac)"
 
 W raw PUT fanout - - >/dev/null
 like "$(W raw PUT fanout - -)" "status (200|409)" "bucket created"
-sizes="1 4096 307200 5243003 20971520"
+sizes="1 4096 307200 5243003 20971520 125829120"
 for s in $sizes; do
     head -c "$s" /dev/urandom >"$tmp/obj$s"
     W raw PUT fanout "obj$s" - "$tmp/obj$s" | grep -q "status 200" || tap_bail "PUT obj$s failed"
@@ -135,7 +135,7 @@ print("plain-get", "same" if body == open(path, "rb").read() else "differs")
 PYEOF
 )
     like "$out" "head 307200 -" "boto3 HeadObject with a token: the plain answer, no RDMA framing"
-    like "$out" "list \['obj1', 'obj20971520'\]" "boto3 ListObjectsV2 with a token: the plain listing"
+    like "$out" "list \['obj1', 'obj125829120'\]" "boto3 ListObjectsV2 with a token: the plain listing"
     like "$out" "acl 1" "boto3 GetObjectAcl with a token: the plain answer"
     like "$out" "headbucket 200" "boto3 HeadBucket with a token: the plain answer"
     like "$out" "plain-get same" "boto3 GetObject without a token: the object in the body, as always"
