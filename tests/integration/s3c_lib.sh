@@ -7,14 +7,17 @@
 #   s3c_finish                         # graceful stop, sanitizer check, plan
 #
 # The cluster is the one ops/quickstart.sh brings up (3 lode-meta, 6 lode-node in six
-# failure domains, one lode-gateway), from the build tree's binaries, in a private state
-# directory on a port range of its own, so that suites can run in parallel. The clients are
-# always the system's (/usr/bin/...), and their configuration is isolated in $tmp so that a
-# developer's ~/.aws, ~/.s3cfg or rclone.conf can neither help nor break a run.
+# failure domains, one lode-gateway) through tests/lib/qs_cluster.sh, from the build tree's
+# binaries, in a private state directory on a port range of its own, so that suites can run
+# in parallel. The clients are always the system's (/usr/bin/...), and their configuration is
+# isolated in $tmp so that a developer's ~/.aws, ~/.s3cfg or rclone.conf can neither help nor
+# break a run.
 srcdir=${LODE_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 builddir=$(cd "${LODE_BUILDDIR:-.}" && pwd)
 # shellcheck source=tests/lib/tap.sh
 . "$srcdir/tests/lib/tap.sh" || { echo "Bail out! no $srcdir/tests/lib/tap.sh"; exit 99; }
+# shellcheck source=tests/lib/qs_cluster.sh
+. "$srcdir/tests/lib/qs_cluster.sh" || tap_bail "no $srcdir/tests/lib/qs_cluster.sh"
 
 # s3c_need PATH WHAT [OPTION]: SKIP the suite (1..0 # SKIP) when PATH is not an executable;
 # OPTION is the ops/setup-deps.sh option that installs it (default --test-clients).
@@ -22,41 +25,22 @@ s3c_need() {
     [ -x "$1" ] || tap_skip_all "$2 is not installed ($1 missing; ops/setup-deps.sh ${3:---test-clients} installs it)"
 }
 
-# s3c_start NAME: a fresh cluster for this suite; sets tmp, S3C_EP, S3C_STATE and exports
-# the credentials. Bails out when the cluster does not come up after three port ranges.
+# s3c_start NAME: a fresh cluster for this suite (qs_start); sets tmp, S3C_EP and
+# S3C_HOSTPORT and exports the credentials. Bails out when the cluster does not come up after
+# three port ranges, or comes up without credentials.
 s3c_start() {
     S3C_T0=$(date +%s)
-    for b in lode-meta lode-node lode-gateway lodectl; do
-        [ -x "$builddir/$b" ] || tap_bail "$builddir/$b not built"
-    done
+    qs_need_built lode-meta lode-node lode-gateway lodectl
     [ -x /usr/bin/curl ] || tap_skip_all "no /usr/bin/curl"
     [ -x /usr/bin/python3 ] || tap_skip_all "no /usr/bin/python3"
-    tmp=$(mktemp -d "${TEST_TMPDIR:-/tmp}/$1.XXXXXX") || tap_bail "mktemp"
-    export LODE_QUICKSTART_DIR=$tmp/cluster
-    export LODE_QUICKSTART_BUILDDIR=$builddir
-    export LODE_QUICKSTART_NOBUILD=1
-    S3C_STATE=$LODE_QUICKSTART_DIR
-    # A 600-port block per run (the cluster uses base+1..base+501), below the ephemeral
-    # range; the suites of one `make -j` differ by pid, and a taken block is retried.
-    export LODE_QUICKSTART_PORT=$((10000 + ($$ % 37) * 600))
-    trap s3c_cleanup EXIT
-    trap 'exit 1' INT TERM HUP
-    try=0
-    until "$srcdir/ops/quickstart.sh" start >"$tmp/quickstart.log" 2>&1; do
-        try=$((try + 1))
-        if [ $try -ge 3 ]; then
-            while IFS= read -r l; do diag "$l"; done <"$tmp/quickstart.log"
-            tap_bail "quickstart failed"
-        fi
-        "$srcdir/ops/quickstart.sh" wipe >/dev/null 2>&1
-        LODE_QUICKSTART_PORT=$((10000 + (($$ + try * 13) % 37) * 600))
-    done
-    # shellcheck disable=SC1091 # written by quickstart.sh at run time
-    . "$S3C_STATE/credentials"
+    # One of 37 blocks 600 ports apart, all below the ephemeral range; the suites of one
+    # `make -j` differ by pid, and a taken block is retried.
+    qs_ports 10000 37 600 13
+    qs_start "$1"
     if [ -z "$AWS_ACCESS_KEY_ID" ] || [ -z "$AWS_SECRET_ACCESS_KEY" ]; then tap_bail "no credentials"; fi
-    S3C_EP="http://127.0.0.1:$((LODE_QUICKSTART_PORT + 500))"
+    S3C_EP=$QS_EP
     # shellcheck disable=SC2034 # for the suites: the endpoint as host:port
-    S3C_HOSTPORT=${S3C_EP#http://}
+    S3C_HOSTPORT=$QS_HOSTPORT
     # Nothing from the developer's environment: no AWS_* or RCLONE_* settings (profiles, CA
     # bundles, endpoints, checksum policies), no instance metadata, no Python or Node paths
     # that would swap the system's libraries for others.
@@ -74,24 +58,12 @@ s3c_start() {
     unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
 }
 
-s3c_cleanup() {
-    "$srcdir/ops/quickstart.sh" stop >/dev/null 2>&1
-    if tap_failed; then
-        for f in "$S3C_STATE"/gateway/stdout.log "$S3C_STATE"/gateway/lode-gateway.log; do
-            [ -f "$f" ] && { diag "--- $f"; tail -n 30 "$f" | while IFS= read -r l; do diag "$l"; done; }
-        done
-        diag "kept $tmp"
-    else
-        rm -rf "$tmp"
-    fi
-}
-
 # s3c_finish: stops the cluster gracefully and checks that the gateway had nothing to say to
 # the sanitizers (in sanitized builds), then prints the plan and exits.
 s3c_finish() {
     diag "suite time: $(($(date +%s) - S3C_T0)) s"
-    "$srcdir/ops/quickstart.sh" stop >/dev/null 2>&1
-    out=$(cat "$S3C_STATE/gateway/stdout.log" 2>/dev/null)
+    qs_stop
+    out=$(cat "$LODE_QUICKSTART_DIR/gateway/stdout.log" 2>/dev/null)
     unlike "$out" "Sanitizer|runtime error" "lode-gateway stopped without sanitizer reports"
     tap_done
 }

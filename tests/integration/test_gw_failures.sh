@@ -13,48 +13,19 @@
 srcdir=${LODE_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 builddir=$(cd "${LODE_BUILDDIR:-.}" && pwd)
 . "$srcdir/tests/lib/tap.sh"
+# shellcheck source=tests/lib/qs_cluster.sh
+. "$srcdir/tests/lib/qs_cluster.sh"
 
 PY=/usr/bin/python3
-for b in lode-meta lode-node lode-gateway lodectl; do
-    [ -x "$builddir/$b" ] || tap_bail "$builddir/$b not built"
-done
+qs_need_built lode-meta lode-node lode-gateway lodectl
 [ -x "$PY" ] || tap_skip_all "no /usr/bin/python3"
 
-tmp=$(mktemp -d "${TEST_TMPDIR:-/tmp}/test_gw_failures.XXXXXX") || tap_bail "mktemp"
-export LODE_QUICKSTART_DIR=$tmp/cluster
-export LODE_QUICKSTART_BUILDDIR=$builddir
-export LODE_QUICKSTART_NOBUILD=1
-# A base port per run (another range than the other gateway tests'), below the ephemeral range.
-export LODE_QUICKSTART_PORT=$((45000 + ($$ % 100) * 100))
-cleanup() {
-    "$srcdir/ops/quickstart.sh" stop >/dev/null 2>&1
-    if tap_failed; then
-        for f in "$LODE_QUICKSTART_DIR"/gateway/*.log; do
-            [ -f "$f" ] && { diag "--- $f"; tail -n 30 "$f" | while IFS= read -r l; do diag "$l"; done; }
-        done
-        diag "kept $tmp"
-    else
-        rm -rf "$tmp"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-try=0
-until "$srcdir/ops/quickstart.sh" start >"$tmp/quickstart.log" 2>&1; do
-    try=$((try + 1))
-    if [ $try -ge 3 ]; then
-        while IFS= read -r l; do diag "$l"; done <"$tmp/quickstart.log"
-        tap_bail "quickstart failed"
-    fi
-    "$srcdir/ops/quickstart.sh" wipe >/dev/null 2>&1
-    LODE_QUICKSTART_PORT=$((45000 + (($$ + try * 37) % 100) * 100))
-done
+# Port blocks of its own (apart from the other gateway tests'), so that they can run at once.
+qs_ports 45000 100 100 37
+qs_start test_gw_failures
 ok 0 "quickstart brings up meta, nodes and the gateway"
-. "$LODE_QUICKSTART_DIR/credentials"
 . "$LODE_QUICKSTART_DIR/env.sh"
-export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
-ep="http://127.0.0.1:$((LODE_QUICKSTART_PORT + 500))"
+ep=$QS_EP
 gwdir=$LODE_QUICKSTART_DIR/gateway
 
 # s3c.py METHOD URL BODYFILE|- OUTFILE [Header:value]...: one signed request (payload hash
@@ -217,7 +188,7 @@ for f in $before $during after; do check "$f" "$tmp/$f" "gateway restarted"; don
 s3 GET "/faults?list-type=2"
 is "$(grep -o '<Key>' "$tmp/out" | wc -l | tr -d ' ')" 10 "the bucket lists the ten objects"
 
-"$srcdir/ops/quickstart.sh" stop >/dev/null 2>&1
+qs_stop
 unlike "$(cat "$tmp/gateway1.out" "$gwdir/stdout.log")" "Sanitizer|runtime error" \
     "both lode-gateway runs have no sanitizer report"
 for i in 1 2 3 4 5 6; do cat "$LODE_QUICKSTART_DIR/node$i/stdout.log"; done >"$tmp/nodes.out" 2>/dev/null

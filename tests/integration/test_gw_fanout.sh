@@ -11,46 +11,18 @@
 srcdir=${LODE_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 builddir=$(cd "${LODE_BUILDDIR:-.}" && pwd)
 . "$srcdir/tests/lib/tap.sh"
+# shellcheck source=tests/lib/qs_cluster.sh
+. "$srcdir/tests/lib/qs_cluster.sh"
 
 PY=/usr/bin/python3
-for b in lode-meta lode-node lode-gateway lodectl; do
-    [ -x "$builddir/$b" ] || tap_bail "$builddir/$b not built"
-done
+qs_need_built lode-meta lode-node lode-gateway lodectl
 [ -x "$PY" ] || tap_skip_all "no /usr/bin/python3"
 
-tmp=$(mktemp -d "${TEST_TMPDIR:-/tmp}/test_gw_fanout.XXXXXX") || tap_bail "mktemp"
-export LODE_QUICKSTART_DIR=$tmp/cluster
-export LODE_QUICKSTART_BUILDDIR=$builddir
-export LODE_QUICKSTART_NOBUILD=1
-export LODE_QUICKSTART_PORT=$((10000 + (($$ + 97) % 200) * 100))
-cleanup() {
-    "$srcdir/ops/quickstart.sh" stop >/dev/null 2>&1
-    if tap_failed; then
-        for f in "$LODE_QUICKSTART_DIR"/gateway/*.log; do
-            [ -f "$f" ] && { diag "--- $f"; tail -n 30 "$f" | while IFS= read -r l; do diag "$l"; done; }
-        done
-        diag "kept $tmp"
-    else
-        rm -rf "$tmp"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-try=0
-until "$srcdir/ops/quickstart.sh" start >"$tmp/quickstart.log" 2>&1; do
-    try=$((try + 1))
-    if [ $try -ge 3 ]; then
-        while IFS= read -r l; do diag "$l"; done <"$tmp/quickstart.log"
-        tap_bail "quickstart failed"
-    fi
-    "$srcdir/ops/quickstart.sh" wipe >/dev/null 2>&1
-    LODE_QUICKSTART_PORT=$((10000 + (($$ + try * 67) % 200) * 100))
-done
+# test_gw_s3's port blocks, shifted: the two can run at once.
+qs_ports 10000 200 100 67 97
+qs_start test_gw_fanout
 ok 0 "quickstart brings up meta, nodes with data listeners and the gateway"
-. "$LODE_QUICKSTART_DIR/credentials"
-export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
-ep="http://127.0.0.1:$((LODE_QUICKSTART_PORT + 500))"
+ep=$QS_EP
 W() { "$PY" "$srcdir/tests/integration/fanout_wire.py" "$ep" "$@" 2>&1; }
 
 out=$(W session)

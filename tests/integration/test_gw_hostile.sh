@@ -10,48 +10,19 @@
 srcdir=${LODE_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 builddir=$(cd "${LODE_BUILDDIR:-.}" && pwd)
 . "$srcdir/tests/lib/tap.sh"
+# shellcheck source=tests/lib/qs_cluster.sh
+. "$srcdir/tests/lib/qs_cluster.sh"
 
 PY=/usr/bin/python3
 CURL=/usr/bin/curl
-for b in lode-meta lode-node lode-gateway lodectl; do
-    [ -x "$builddir/$b" ] || tap_bail "$builddir/$b not built"
-done
+qs_need_built lode-meta lode-node lode-gateway lodectl
 [ -x "$PY" ] || tap_skip_all "no /usr/bin/python3"
 [ -x "$CURL" ] || tap_skip_all "no /usr/bin/curl"
 
-tmp=$(mktemp -d "${TEST_TMPDIR:-/tmp}/test_gw_hostile.XXXXXX") || tap_bail "mktemp"
-export LODE_QUICKSTART_DIR=$tmp/cluster
-export LODE_QUICKSTART_BUILDDIR=$builddir
-export LODE_QUICKSTART_NOBUILD=1
-# A base port per run (another range than test_gw_s3's), below the ephemeral range.
-export LODE_QUICKSTART_PORT=$((30000 + ($$ % 150) * 100))
-cleanup() {
-    "$srcdir/ops/quickstart.sh" stop >/dev/null 2>&1
-    if tap_failed; then
-        for f in "$LODE_QUICKSTART_DIR"/gateway/*.log; do
-            [ -f "$f" ] && { diag "--- $f"; tail -n 30 "$f" | while IFS= read -r l; do diag "$l"; done; }
-        done
-        diag "kept $tmp"
-    else
-        rm -rf "$tmp"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-try=0
-until "$srcdir/ops/quickstart.sh" start >"$tmp/quickstart.log" 2>&1; do
-    try=$((try + 1))
-    if [ $try -ge 3 ]; then
-        while IFS= read -r l; do diag "$l"; done <"$tmp/quickstart.log"
-        tap_bail "quickstart failed"
-    fi
-    "$srcdir/ops/quickstart.sh" wipe >/dev/null 2>&1
-    LODE_QUICKSTART_PORT=$((30000 + (($$ + try * 53) % 150) * 100))
-done
+# Port blocks of its own (apart from test_gw_s3's), so that both can run at once.
+qs_ports 30000 150 100 53
+qs_start test_gw_hostile
 ok 0 "quickstart brings up meta, nodes and the gateway"
-. "$LODE_QUICKSTART_DIR/credentials"
-export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
 gwdir=$LODE_QUICKSTART_DIR/gateway
 port=$((LODE_QUICKSTART_PORT + 500))
 
@@ -408,7 +379,7 @@ cmp -s "$tmp/resp" "$tmp/hundred"
 ok $? "... and reads back byte for byte"
 kill -0 "$gwpid" 2>/dev/null
 ok $? "lode-gateway is still running (pid $gwpid)"
-"$srcdir/ops/quickstart.sh" stop >/dev/null 2>&1
+qs_stop
 unlike "$(cat "$gwdir/stdout.log")" "Sanitizer|runtime error" "lode-gateway has no sanitizer report"
 like "$(tail -n 1 "$gwdir/lode-gateway.log")" "stopped" "lode-gateway stopped on SIGTERM"
 

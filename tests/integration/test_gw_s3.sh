@@ -12,54 +12,22 @@
 srcdir=${LODE_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 builddir=$(cd "${LODE_BUILDDIR:-.}" && pwd)
 . "$srcdir/tests/lib/tap.sh"
+# shellcheck source=tests/lib/qs_cluster.sh
+. "$srcdir/tests/lib/qs_cluster.sh"
 
 CURL=/usr/bin/curl
 PY=/usr/bin/python3
-for b in lode-meta lode-node lode-gateway lodectl tests/lib/object_layout; do
-    [ -x "$builddir/$b" ] || tap_bail "$builddir/$b not built"
-done
+qs_need_built lode-meta lode-node lode-gateway lodectl tests/lib/object_layout
 [ -x "$CURL" ] || tap_skip_all "no /usr/bin/curl"
 [ -x "$PY" ] || tap_skip_all "no /usr/bin/python3"
 
-tmp=$(mktemp -d "${TEST_TMPDIR:-/tmp}/test_gw_s3.XXXXXX") || tap_bail "mktemp"
-export LODE_QUICKSTART_DIR=$tmp/cluster
-export LODE_QUICKSTART_BUILDDIR=$builddir
-export LODE_QUICKSTART_NOBUILD=1
-# A base port per run, below the ephemeral range, so that parallel runs and outgoing
-# connections do not collide; another one is tried when a port is taken all the same.
-export LODE_QUICKSTART_PORT=$((10000 + ($$ % 200) * 100))
-cleanup() {
-    "$srcdir/ops/quickstart.sh" stop >/dev/null 2>&1
-    if tap_failed; then
-        for f in "$LODE_QUICKSTART_DIR"/gateway/*.log; do
-            [ -f "$f" ] && { diag "--- $f"; tail -n 30 "$f" | while IFS= read -r l; do diag "$l"; done; }
-        done
-        diag "kept $tmp"
-    else
-        rm -rf "$tmp"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-try=0
-until "$srcdir/ops/quickstart.sh" start >"$tmp/quickstart.log" 2>&1; do
-    try=$((try + 1))
-    if [ $try -ge 3 ]; then
-        while IFS= read -r l; do diag "$l"; done <"$tmp/quickstart.log"
-        tap_bail "quickstart failed"
-    fi
-    "$srcdir/ops/quickstart.sh" wipe >/dev/null 2>&1
-    LODE_QUICKSTART_PORT=$((10000 + (($$ + try * 67) % 200) * 100))
-done
+qs_start test_gw_s3
 ok 0 "quickstart brings up meta, nodes and the gateway"
 out=$(cat "$tmp/quickstart.log")
 like "$out" "aws --endpoint-url http://127.0.0.1:[0-9]+ s3 cp" "quickstart prints an aws command line"
-. "$LODE_QUICKSTART_DIR/credentials"
-export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
 [ -n "$AWS_ACCESS_KEY_ID" ] && [ -n "$AWS_SECRET_ACCESS_KEY" ]
 ok $? "quickstart created a user with credentials"
-ep="http://127.0.0.1:$((LODE_QUICKSTART_PORT + 500))"
+ep=$QS_EP
 metrics_ep="http://127.0.0.1:$((LODE_QUICKSTART_PORT + 501))/metrics"
 # LODE_META and LODE_SECRET_FILE for lodectl and object_layout.
 . "$LODE_QUICKSTART_DIR/env.sh"

@@ -13,48 +13,18 @@
 srcdir=${LODE_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 builddir=$(cd "${LODE_BUILDDIR:-.}" && pwd)
 . "$srcdir/tests/lib/tap.sh"
+# shellcheck source=tests/lib/qs_cluster.sh
+. "$srcdir/tests/lib/qs_cluster.sh"
 
 PY=/usr/bin/python3
-for b in lode-meta lode-node lode-gateway lodectl lode-get lode-put; do
-    [ -x "$builddir/$b" ] || tap_bail "$builddir/$b not built"
-done
+qs_need_built lode-meta lode-node lode-gateway lodectl lode-get lode-put
 [ -x "$PY" ] || tap_skip_all "no /usr/bin/python3"
 GET="$builddir/lode-get"
 PUT="$builddir/lode-put"
 
-tmp=$(mktemp -d "${TEST_TMPDIR:-/tmp}/test_liblode.XXXXXX") || tap_bail "mktemp"
-export LODE_QUICKSTART_DIR=$tmp/cluster
-export LODE_QUICKSTART_BUILDDIR=$builddir
-export LODE_QUICKSTART_NOBUILD=1
-export LODE_QUICKSTART_PORT=$((10000 + ($$ % 200) * 100))
-cleanup() {
-    "$srcdir/ops/quickstart.sh" stop >/dev/null 2>&1
-    if tap_failed; then
-        for f in "$LODE_QUICKSTART_DIR"/gateway/*.log; do
-            [ -f "$f" ] && { diag "--- $f"; tail -n 30 "$f" | while IFS= read -r l; do diag "$l"; done; }
-        done
-        diag "kept $tmp"
-    else
-        rm -rf "$tmp"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-try=0
-until "$srcdir/ops/quickstart.sh" start >"$tmp/quickstart.log" 2>&1; do
-    try=$((try + 1))
-    if [ $try -ge 3 ]; then
-        while IFS= read -r l; do diag "$l"; done <"$tmp/quickstart.log"
-        tap_bail "quickstart failed"
-    fi
-    "$srcdir/ops/quickstart.sh" wipe >/dev/null 2>&1
-    LODE_QUICKSTART_PORT=$((10000 + (($$ + try * 67) % 200) * 100))
-done
+qs_start test_liblode
 ok 0 "quickstart brings up meta, nodes and the gateway"
-. "$LODE_QUICKSTART_DIR/credentials"
-export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
-export LODE_ENDPOINT="127.0.0.1:$((LODE_QUICKSTART_PORT + 500))"
+export LODE_ENDPOINT=$QS_HOSTPORT
 
 # The reference client: plain.py METHOD PATH OUTFILE [RANGE] -> prints the status; the body
 # is streamed to OUTFILE.

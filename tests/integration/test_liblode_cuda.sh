@@ -8,6 +8,8 @@
 srcdir=${LODE_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 builddir=$(cd "${LODE_BUILDDIR:-.}" && pwd)
 . "$srcdir/tests/lib/tap.sh"
+# shellcheck source=tests/lib/qs_cluster.sh
+. "$srcdir/tests/lib/qs_cluster.sh"
 
 PY=/usr/bin/python3
 command -v nvidia-smi >/dev/null 2>&1 || tap_skip_all "no GPU here (nvidia-smi not found)"
@@ -25,35 +27,13 @@ if cu.cuInit(0) != 0 or cu.cuDeviceGetCount(ctypes.byref(n)) != 0 or n.value == 
 PYEOF
 )
 [ -n "$why" ] && tap_skip_all "$why"
-for b in lode-meta lode-node lode-gateway lodectl lode-get lode-put; do
-    [ -x "$builddir/$b" ] || tap_bail "$builddir/$b not built"
-done
+qs_need_built lode-meta lode-node lode-gateway lodectl lode-get lode-put
 GET="$builddir/lode-get"
 PUT="$builddir/lode-put"
 
-tmp=$(mktemp -d "${TEST_TMPDIR:-/tmp}/test_liblode_cuda.XXXXXX") || tap_bail "mktemp"
-export LODE_QUICKSTART_DIR=$tmp/cluster
-export LODE_QUICKSTART_BUILDDIR=$builddir
-export LODE_QUICKSTART_NOBUILD=1
-export LODE_QUICKSTART_PORT=$((10000 + ($$ % 200) * 100))
-cleanup() {
-    "$srcdir/ops/quickstart.sh" stop >/dev/null 2>&1
-    if tap_failed; then diag "kept $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-try=0
-until "$srcdir/ops/quickstart.sh" start >"$tmp/quickstart.log" 2>&1; do
-    try=$((try + 1))
-    [ $try -ge 3 ] && tap_bail "quickstart failed"
-    "$srcdir/ops/quickstart.sh" wipe >/dev/null 2>&1
-    LODE_QUICKSTART_PORT=$((10000 + (($$ + try * 67) % 200) * 100))
-done
+qs_start test_liblode_cuda
 ok 0 "quickstart brings up the cluster"
-. "$LODE_QUICKSTART_DIR/credentials"
-export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
-export LODE_ENDPOINT="127.0.0.1:$((LODE_QUICKSTART_PORT + 500))"
+export LODE_ENDPOINT=$QS_HOSTPORT
 diag "GPU: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -n 1)"
 
 # The bucket, created with a SigV4 request made here (Python standard library).
