@@ -311,6 +311,16 @@ int lc_call_start(lode_client *c, const struct lc_s3_req *q, const void *body,
             sent = true;
             rc = lc_http_read_head(conn, strcmp(q->method, "HEAD") == 0, call->resp, &nothing,
                                    c->timeout_ms, err);
+        } else if (rc == LODE_ECLOSED && !reused) {
+            /* The server stopped reading the body: it usually said why first (NoSuchBucket,
+             * AccessDenied, EntityTooLarge, ...). That answer beats "connection closed". */
+            struct cmn_err e2;
+            cmn_err_clear(&e2);
+            if (lc_http_read_head(conn, strcmp(q->method, "HEAD") == 0, call->resp, NULL,
+                                  c->timeout_ms, &e2) == 0) {
+                cmn_err_clear(err);
+                rc = 0;
+            }
         }
         if (rc == 0) {
             call->conn = conn;

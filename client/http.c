@@ -23,6 +23,7 @@
 struct lc_http_conn {
     int fd;
     bool reusable;
+    bool cut;                      /* a request went out incomplete: never reuse */
     size_t rpos, rlen;             /* unconsumed bytes are rbuf[rpos, rlen) */
     llhttp_t parser;
     llhttp_settings_t settings;
@@ -157,7 +158,7 @@ void lc_http_close(struct lc_http_conn *c)
 
 bool lc_http_reusable(const struct lc_http_conn *c)
 {
-    return c->reusable;
+    return c->reusable && !c->cut;
 }
 
 int lc_http_send(struct lc_http_conn *c, const void *head, size_t head_len, const void *body,
@@ -187,8 +188,10 @@ int lc_http_send(struct lc_http_conn *c, const void *head, size_t head_len, cons
         rc = send_all(c, p, n, off + n < body_len, timeout_ms);
         off += n;
     }
-    if (rc)
+    if (rc) {
+        c->cut = true;
         return cmn_err_set(err, rc, "sending the request: %s", lode_strerror(rc));
+    }
     return 0;
 }
 
@@ -512,7 +515,7 @@ int lc_http_read_body(struct lc_http_conn *c, const struct lc_http_resp *r,
         rc = body_raw(c, sink, r->content_length, false, limit, got, timeout_ms, err);
     }
     /* Reusable only when nothing is left over: lode never pipelines. */
-    c->reusable = rc == 0 && !r->close && c->rpos == c->rlen;
+    c->reusable = rc == 0 && !r->close && c->rpos == c->rlen && !c->cut;
     return rc;
 }
 

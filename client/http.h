@@ -50,7 +50,9 @@ struct lc_http_source {
 
 /* Sends the request head (already formatted, ending with the blank line), then body_len body
  * bytes from `body` or, when `body` is NULL and body_len > 0, from `src`. Returns 0, or a
- * negative errno / LODE_ETIMEOUT / LODE_ECLOSED with a message. */
+ * negative errno / LODE_ETIMEOUT / LODE_ECLOSED with a message. After a failure the server may
+ * still have answered (a server refuses a large body early, then closes): the caller may try
+ * lc_http_read_head; the connection is never reused either way. */
 int lc_http_send(struct lc_http_conn *c, const void *head, size_t head_len, const void *body,
                  uint64_t body_len, const struct lc_http_source *src, uint32_t timeout_ms,
                  struct cmn_err *err);

@@ -170,6 +170,11 @@ AWS_SECRET_ACCESS_KEY=wrong "$GET" -q liblode o1 /dev/null 2>/dev/null
 is $? 1 "a wrong secret exits 1"
 LODE_ENDPOINT= "$GET" -q liblode o1 /dev/null 2>/dev/null
 is $? 2 "no endpoint exits 2"
+# The gateway refuses a large body before reading it: the S3 error must come through, not
+# "connection closed".
+"$PUT" -q "$tmp/obj.20971521" no-such-bucket k 2>"$tmp/nobucket.err"
+is $? 4 "a 20 MiB PUT into a missing bucket exits 4"
+like "$(cat "$tmp/nobucket.err")" "NoSuchBucket" "... and says NoSuchBucket"
 
 # ---- a node killed in the middle of a read ----
 big=$tmp/obj.20971521

@@ -2,9 +2,11 @@
  * bytes: Content-Length, chunked and close-delimited bodies, keep-alive, 1xx interim
  * responses, HEAD, limits (head size, body limit), truncation, malformed heads, timeouts. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "client/http.h"
@@ -89,6 +91,32 @@ static bool handler(int fd, const struct fs_request *r, void *data)
 }
 
 static struct fake_server srv;
+
+/* A server that refuses a large upload the way real ones do: it reads the request head, answers
+ * 404 at once and closes with most of the body unread (so the kernel resets the connection). */
+static void *early_refuser(void *arg)
+{
+    int lfd = *(int *)arg;
+    int fd = accept(lfd, NULL, NULL);
+    if (fd < 0)
+        return NULL;
+    char h[4096];
+    size_t n = 0;
+    while (n < sizeof(h) - 1) {
+        ssize_t k = read(fd, h + n, sizeof(h) - 1 - n);
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+        h[n] = 0;
+        if (strstr(h, "\r\n\r\n"))
+            break;
+    }
+    static const char xml[] = "<Error><Code>NoSuchBucket</Code></Error>";
+    fs_printf(fd, "HTTP/1.1 404 Not Found\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+              sizeof(xml) - 1, xml);
+    close(fd);
+    return NULL;
+}
 
 /* Sends "METHOD PATH" and reads the head. */
 static int exchange(struct lc_http_conn *c, const char *method, const char *path,
@@ -237,6 +265,37 @@ int main(void)
         rc = lc_http_read_head(c, false, r, &nothing, 2000, &e);
     ok(rc == LODE_ECLOSED && nothing, "closed without a byte: ECLOSED, nothing received");
     lc_http_close(c);
+
+    /* The server answers before taking the body, then resets: the send fails, the answer is
+     * still there to read, and the connection is never reused. */
+    {
+        uint16_t eport;
+        int efd = fs_listen(&eport);
+        pthread_t th;
+        if (efd < 0 || pthread_create(&th, NULL, early_refuser, &efd) != 0)
+            tap_bail("early refuser");
+        struct lc_http_conn *ec = NULL;
+        if (lc_http_connect("127.0.0.1", eport, 2000, &ec, NULL) != 0)
+            tap_bail("cannot connect to the early refuser");
+        size_t big = 64u << 20;
+        char *payload = calloc(1, big);
+        hn = snprintf(head, sizeof(head), "PUT /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n",
+                      big);
+        cmn_err_clear(&e);
+        rc = lc_http_send(ec, head, (size_t)hn, payload, big, NULL, 5000, &e);
+        is_int(rc, LODE_ECLOSED, "early answer: sending the 64 MiB body fails (%s)", e.msg);
+        cmn_err_clear(&e);
+        rc = lc_http_read_head(ec, false, r, NULL, 2000, &e);
+        ok(rc == 0 && r->status == 404, "early answer: the 404 is read after the failed send (%d %s)",
+           rc, e.msg);
+        is_int(body(ec, r, buf, sizeof(buf), &got, &e), 0, "early answer: its body");
+        ok(got > 0 && strstr(buf, "NoSuchBucket") != NULL, "early answer: the S3 error code");
+        ok(!lc_http_reusable(ec), "early answer: the connection is not reused");
+        lc_http_close(ec);
+        pthread_join(th, NULL);
+        close(efd);
+        free(payload);
+    }
 
     /* Connection refused. */
     uint16_t port;
