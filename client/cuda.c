@@ -2,9 +2,11 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lode/client.h>
 
@@ -15,7 +17,10 @@
 #define LC_CU_POINTER_ATTRIBUTE_MEMORY_TYPE 2
 #define LC_CU_POINTER_ATTRIBUTE_RANGE_START_ADDR 11
 #define LC_CU_POINTER_ATTRIBUTE_RANGE_SIZE 12
+#define LC_CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL 9
 #define LC_CU_MEMORYTYPE_DEVICE 2
+#define LC_CU_DEVICE_ATTRIBUTE_DMA_BUF_SUPPORTED 124
+#define LC_CU_MEM_RANGE_HANDLE_TYPE_DMA_BUF_FD 1
 #define LC_CU_MEMHOSTALLOC_PORTABLE 1
 #define LC_CU_STREAM_NON_BLOCKING 1
 #define LC_CU_EVENT_DISABLE_TIMING 2
@@ -27,9 +32,11 @@ typedef lc_curesult (*get_proc_v1_fn)(const char *, void **, int, unsigned long 
 struct entry {
     const char *name, *export_name;
     size_t off;
+    bool optional;                 /* a newer driver's: liblode works without it */
 };
 
-#define E(n, x) {#n, x, offsetof(struct lc_cuda, n)}
+#define E(n, x) {#n, x, offsetof(struct lc_cuda, n), false}
+#define OPT(n, x) {#n, x, offsetof(struct lc_cuda, n), true}
 static const struct entry entries[] = {
     E(cuInit, "cuInit"),
     E(cuDriverGetVersion, "cuDriverGetVersion"),
@@ -58,8 +65,11 @@ static const struct entry entries[] = {
     E(cuEventSynchronize, "cuEventSynchronize"),
     E(cuEventDestroy, "cuEventDestroy_v2"),
     E(cuGetErrorString, "cuGetErrorString"),
+    E(cuDeviceGetAttribute, "cuDeviceGetAttribute"),
+    OPT(cuMemGetHandleForAddressRange, "cuMemGetHandleForAddressRange"),
 };
 #undef E
+#undef OPT
 
 int lc_cuda_fail(const struct lc_cuda *cu, lc_curesult r, const char *what, struct cmn_err *err)
 {
@@ -93,6 +103,8 @@ int lc_cuda_load(struct lc_cuda *cu, struct cmn_err *err)
         /* Before cuInit, cuGetProcAddress may still answer: when it did not, dlsym. */
         if (!fn)
             fn = dlsym(cu->dl, entries[i].export_name);
+        if (!fn && entries[i].optional)
+            continue;
         if (!fn) {
             int rc = cmn_err_set(err, LODE_ERR_NO_CUDA,
                                  "CUDA driver too old: no entry point %s", entries[i].name);
@@ -144,6 +156,63 @@ int lc_cuda_check_ptr(const struct lc_cuda *cu, lc_cudeviceptr ptr, size_t size,
     r = cu->cuPointerGetAttribute(ctx, LC_CU_POINTER_ATTRIBUTE_CONTEXT, ptr);
     if (r != 0)
         return lc_cuda_fail(cu, r, "cuPointerGetAttribute(CONTEXT)", err);
+    return 0;
+}
+
+int lc_cuda_dmabuf_export(const struct lc_cuda *cu, lc_cucontext ctx, lc_cudeviceptr ptr,
+                          size_t len, struct lc_cuda_dmabuf *out, struct cmn_err *err)
+{
+    out->fd = -1;
+    out->offset = 0;
+    out->len = 0;
+    if (!cu->cuMemGetHandleForAddressRange)
+        return cmn_err_set(err, -EOPNOTSUPP,
+                           "the CUDA driver cannot export dma-bufs (cuMemGetHandleForAddressRange "
+                           "needs CUDA 11.7 or later)");
+    if (len == 0)
+        return cmn_err_set(err, -EINVAL, "an empty range cannot be exported");
+    int ordinal = -1, dev = 0, supported = 0;
+    lc_curesult r = cu->cuPointerGetAttribute(&ordinal, LC_CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL, ptr);
+    if (r != 0)
+        return cmn_err_set(err, -EINVAL, "the pointer is not CUDA device memory");
+    r = cu->cuDeviceGet(&dev, ordinal);
+    if (r == 0)
+        r = cu->cuDeviceGetAttribute(&supported, LC_CU_DEVICE_ATTRIBUTE_DMA_BUF_SUPPORTED, dev);
+    if (r != 0)
+        return lc_cuda_fail(cu, r, "cuDeviceGetAttribute(DMA_BUF_SUPPORTED)", err);
+    if (!supported)
+        return cmn_err_set(err, -EOPNOTSUPP,
+                           "GPU %d cannot export dma-bufs (the driver reports no DMA_BUF support; "
+                           "it needs the open GPU kernel modules)", ordinal);
+    /* The driver exports whole host pages; the allocation must contain them. */
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    lc_cudeviceptr first = ptr & ~(lc_cudeviceptr)(page - 1);
+    if (len > UINT64_MAX - page || ptr > UINT64_MAX - page - len)
+        return cmn_err_set(err, -EINVAL, "the range wraps around");
+    lc_cudeviceptr end = (ptr + len + page - 1) & ~(lc_cudeviceptr)(page - 1);
+    lc_cudeviceptr start = 0;
+    size_t range = 0;
+    if (cu->cuPointerGetAttribute(&start, LC_CU_POINTER_ATTRIBUTE_RANGE_START_ADDR, ptr) == 0 &&
+        cu->cuPointerGetAttribute(&range, LC_CU_POINTER_ATTRIBUTE_RANGE_SIZE, ptr) == 0 &&
+        (first < start || end - start > range))
+        return cmn_err_set(err, -EINVAL,
+                           "the buffer's pages reach outside its CUDA allocation; allocate it "
+                           "page-aligned (cuMemAlloc does) to register it for RDMA");
+    r = cu->cuCtxPushCurrent(ctx);
+    if (r != 0)
+        return lc_cuda_fail(cu, r, "cuCtxPushCurrent", err);
+    int fd = -1;
+    r = cu->cuMemGetHandleForAddressRange(&fd, first, (size_t)(end - first),
+                                          LC_CU_MEM_RANGE_HANDLE_TYPE_DMA_BUF_FD, 0);
+    lc_cucontext popped;
+    cu->cuCtxPopCurrent(&popped);
+    if (r != 0)
+        return lc_cuda_fail(cu, r, "cuMemGetHandleForAddressRange(DMA_BUF_FD)", err);
+    if (fd < 0)
+        return cmn_err_set(err, LODE_ERR_CUDA, "the driver returned no dma-buf descriptor");
+    out->fd = fd;
+    out->offset = ptr - first;
+    out->len = (size_t)(end - first);
     return 0;
 }
 

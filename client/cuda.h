@@ -64,6 +64,10 @@ struct lc_cuda {
     lc_curesult (*cuEventSynchronize)(lc_cuevent);
     lc_curesult (*cuEventDestroy)(lc_cuevent);
     lc_curesult (*cuGetErrorString)(lc_curesult, const char **);
+    lc_curesult (*cuDeviceGetAttribute)(int *, int, int);
+    /* Optional (CUDA 11.7 and later): NULL on older drivers. */
+    lc_curesult (*cuMemGetHandleForAddressRange)(void *, lc_cudeviceptr, size_t, int,
+                                                 unsigned long long);
 };
 
 /* Loads the driver into *cu (zeroed first). Returns 0, or LODE_ERR_NO_CUDA when
@@ -82,6 +86,23 @@ int lc_cuda_fail(const struct lc_cuda *cu, lc_curesult r, const char *what, stru
  * LODE_ERR_CUDA. */
 int lc_cuda_check_ptr(const struct lc_cuda *cu, lc_cudeviceptr ptr, size_t size,
                       lc_cucontext *ctx, struct cmn_err *err);
+
+/* Device memory exported for RDMA registration (ibv_reg_dmabuf_mr): the dma-buf covers the
+ * host pages around [ptr, ptr + len); the buffer starts `offset` bytes into it. */
+struct lc_cuda_dmabuf {
+    int fd;                        /* owned by the caller: close it once registered */
+    uint64_t offset;
+    size_t len;                    /* of the exported range (page multiple) */
+};
+
+/* Exports [ptr, ptr + len) of device memory (of context ctx) as a dma-buf. The driver wants
+ * host-page-aligned ranges, so the exported range is widened to whole pages, which must still
+ * lie inside the allocation. Returns 0 and *out, or: -EOPNOTSUPP with a message when the
+ * driver is too old (no cuMemGetHandleForAddressRange) or the device cannot export dma-bufs
+ * (CU_DEVICE_ATTRIBUTE_DMA_BUF_SUPPORTED is 0: e.g. the proprietary kernel module), -EINVAL
+ * (not device memory, or the widened range leaves the allocation), LODE_ERR_CUDA. */
+int lc_cuda_dmabuf_export(const struct lc_cuda *cu, lc_cucontext ctx, lc_cudeviceptr ptr,
+                          size_t len, struct lc_cuda_dmabuf *out, struct cmn_err *err);
 
 #define LC_CUDA_SLOT_SIZE (4u * 1024 * 1024)
 #define LC_CUDA_SLOTS_MAX 32

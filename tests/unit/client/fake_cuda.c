@@ -9,7 +9,10 @@
  *     cuStreamSynchronize and reads the pinned source then, so a slot reused before its copy
  *     completed, or a call returning before its stream was synchronised, shows as wrong
  *     bytes;
- *   - copies outside an allocation fail with CUDA_ERROR_INVALID_VALUE.
+ *   - copies outside an allocation fail with CUDA_ERROR_INVALID_VALUE;
+ *   - dma-buf export (cuMemGetHandleForAddressRange) wants host-page-aligned ranges inside
+ *     one allocation and a current context, and hands out a memfd; $FAKE_CUDA_NO_DMABUF=1
+ *     makes the device report no dma-buf support, $FAKE_CUDA_OLD=1 hides the entry point.
  * Entry points are found through cuGetProcAddress_v2, as liblode looks them up. */
 #include <pthread.h>
 #include <stdbool.h>
@@ -18,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 typedef int CUresult;
 typedef unsigned long long dptr;
@@ -173,6 +177,7 @@ static CUresult cuPointerGetAttribute(void *data, int attr, dptr p)
         return ERR_INVALID_VALUE;
     switch (attr) {
     case 1: *(void **)data = FAKE_CTX; return OK;
+    case 9: *(int *)data = 0; return OK;         /* CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL */
     case 2: *(unsigned *)data = 2; return OK;   /* CU_MEMORYTYPE_DEVICE */
     case 11: *(dptr *)data = a->base; return OK;
     case 12: *(size_t *)data = a->size; return OK;
@@ -186,7 +191,7 @@ static CUresult cuMemAlloc(dptr *p, size_t n)
         return ERR_INVALID_CONTEXT;
     pthread_mutex_lock(&mu);
     CUresult r = ERR_INVALID_VALUE;
-    size_t rounded = (n + 255) & ~(size_t)255;
+    size_t rounded = (n + 4095) & ~(size_t)4095; /* page-aligned bases, as the driver's */
     for (int i = 0; i < MAX_ALLOCS && arena && n && arena_used + rounded <= ARENA_SIZE; i++)
         if (!allocs[i].shadow) {
             allocs[i].shadow = calloc(1, n);
@@ -355,6 +360,58 @@ static CUresult cuEventDestroy(struct event *e)
     return OK;
 }
 
+static dptr last_export_base;
+static size_t last_export_size;
+
+/* What the last successful export covered, for the tests. */
+void fake_cuda_last_export(dptr *base, size_t *size);
+void fake_cuda_last_export(dptr *base, size_t *size)
+{
+    pthread_mutex_lock(&mu);
+    *base = last_export_base;
+    *size = last_export_size;
+    pthread_mutex_unlock(&mu);
+}
+
+static CUresult cuDeviceGetAttribute(int *v, int attr, int dev)
+{
+    if (dev != 0)
+        return ERR_INVALID_VALUE;
+    if (attr != 124)               /* CU_DEVICE_ATTRIBUTE_DMA_BUF_SUPPORTED */
+        return ERR_INVALID_VALUE;
+    const char *no = getenv("FAKE_CUDA_NO_DMABUF");
+    *v = no && no[0] == '1' ? 0 : 1;
+    return OK;
+}
+
+static CUresult cuMemGetHandleForAddressRange(void *handle, dptr p, size_t n, int type,
+                                              unsigned long long flags)
+{
+    if (!have_ctx())
+        return ERR_INVALID_CONTEXT;
+    long page = sysconf(_SC_PAGESIZE);
+    if (type != 1 || flags != 0 || n == 0 || p % (dptr)page || n % (size_t)page)
+        return ERR_INVALID_VALUE;
+    pthread_mutex_lock(&mu);
+    bool inside = false;
+    for (int i = 0; i < MAX_ALLOCS; i++)
+        if (allocs[i].shadow && p >= allocs[i].base && p - allocs[i].base <= allocs[i].size &&
+            n <= allocs[i].size - (p - allocs[i].base))
+            inside = true;
+    if (inside) {
+        last_export_base = p;
+        last_export_size = n;
+    }
+    pthread_mutex_unlock(&mu);
+    if (!inside)
+        return ERR_INVALID_VALUE;
+    int fd = memfd_create("fake-dmabuf", MFD_CLOEXEC);
+    if (fd < 0)
+        return ERR_INVALID_VALUE;
+    *(int *)handle = fd;
+    return OK;
+}
+
 static CUresult cuGetErrorString(CUresult r, const char **s)
 {
     *s = r == ERR_INVALID_CONTEXT ? "fake: no current context" : "fake: invalid value";
@@ -374,7 +431,8 @@ static const struct entry table[] = {
     E(cuMemAlloc), E(cuMemFree), E(cuMemHostAlloc), E(cuMemFreeHost), E(cuMemcpyHtoD),
     E(cuMemcpyDtoH), E(cuMemcpyHtoDAsync), E(cuMemsetD8), E(cuStreamCreate),
     E(cuStreamSynchronize), E(cuStreamDestroy), E(cuEventCreate), E(cuEventRecord),
-    E(cuEventSynchronize), E(cuEventDestroy), E(cuGetErrorString),
+    E(cuEventSynchronize), E(cuEventDestroy), E(cuGetErrorString), E(cuDeviceGetAttribute),
+    E(cuMemGetHandleForAddressRange),
 };
 #undef E
 
@@ -383,7 +441,9 @@ CUresult cuGetProcAddress_v2(const char *symbol, void **pfn, int version,
 CUresult cuGetProcAddress_v2(const char *symbol, void **pfn, int version,
                              unsigned long long flags, int *status)
 {
-    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+    const char *old = getenv("FAKE_CUDA_OLD");
+    bool hide = old && old[0] == '1' && strcmp(symbol, "cuMemGetHandleForAddressRange") == 0;
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]) && !hide; i++)
         if (strcmp(table[i].name, symbol) == 0) {
             *pfn = table[i].fn;
             if (status)

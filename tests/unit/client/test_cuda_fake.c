@@ -15,6 +15,8 @@
 
 #include <lode/client.h>
 
+#include "client/cuda.h"
+
 #include "tests/tap.h"
 #include "tests/unit/client/fake_gateway.h"
 
@@ -45,6 +47,63 @@ static void *dev_alloc(size_t n)
     if (cu_alloc(&p, n) != 0)
         tap_bail("fake cuMemAlloc");
     return (void *)(uintptr_t)p;
+}
+
+/* dma-buf export for RDMA registration (lc_cuda_dmabuf_export), straight against the driver. */
+static void test_dmabuf(void *dl, void *ctx)
+{
+    void (*last)(unsigned long long *, size_t *);
+    *(void **)&last = dlsym(dl, "fake_cuda_last_export");
+    if (!last)
+        tap_bail("fake driver lacks fake_cuda_last_export");
+    struct lc_cuda cu;
+    struct cmn_err e;
+    cmn_err_clear(&e);
+    if (lc_cuda_load(&cu, &e) != 0)
+        tap_bail("lc_cuda_load: %s", e.msg);
+    ok(cu.cuMemGetHandleForAddressRange != NULL, "dma-buf: the entry point is resolved");
+    const size_t n = 3u << 20;
+    void *d = dev_alloc(n);
+    unsigned long long base = (unsigned long long)(uintptr_t)d;
+    struct lc_cuda_dmabuf db;
+    /* 1 MiB at offset 100: pages [0, 1 MiB + 4096) of the allocation, the buffer 100 in. */
+    is_int(lc_cuda_dmabuf_export(&cu, ctx, base + 100, 1u << 20, &db, &e), 0,
+           "dma-buf: 1 MiB at offset 100 exported (%s)", e.msg);
+    unsigned long long xb = 0;
+    size_t xs = 0;
+    last(&xb, &xs);
+    ok(db.fd >= 0 && db.offset == 100 && db.len == (1u << 20) + 4096,
+       "dma-buf: fd, offset 100, length widened to whole pages (%llu, %zu)",
+       (unsigned long long)db.offset, db.len);
+    ok(xb == base && xs == (1u << 20) + 4096, "dma-buf: the driver was asked for exactly those pages");
+    if (db.fd >= 0)
+        close(db.fd);
+    is_int(lc_cuda_dmabuf_export(&cu, ctx, base + n - 10, 100, &db, &e), -EINVAL,
+           "dma-buf: a range past the allocation is refused");
+    is_int(lc_cuda_dmabuf_export(&cu, ctx, base, 0, &db, &e), -EINVAL, "dma-buf: empty range refused");
+    uint8_t host[16];
+    is_int(lc_cuda_dmabuf_export(&cu, ctx, (unsigned long long)(uintptr_t)host, 16, &db, &e), -EINVAL,
+           "dma-buf: host memory refused");
+    /* 5000 bytes: the last page would reach past the allocation. */
+    void *small = dev_alloc(5000);
+    is_int(lc_cuda_dmabuf_export(&cu, ctx, (unsigned long long)(uintptr_t)small, 5000, &db, &e),
+           -EINVAL, "dma-buf: a buffer whose pages leave the allocation is refused");
+    ok(strstr(e.msg, "page") != NULL && db.fd == -1, "... saying why, no fd (%s)", e.msg);
+    setenv("FAKE_CUDA_NO_DMABUF", "1", 1);
+    is_int(lc_cuda_dmabuf_export(&cu, ctx, base, 4096, &db, &e), -EOPNOTSUPP,
+           "dma-buf: a device without dma-buf support: EOPNOTSUPP");
+    ok(strstr(e.msg, "dma-buf") != NULL, "... with a message (%s)", e.msg);
+    unsetenv("FAKE_CUDA_NO_DMABUF");
+    lc_cuda_unload(&cu);
+    setenv("FAKE_CUDA_OLD", "1", 1);
+    is_int(lc_cuda_load(&cu, &e), 0, "dma-buf: an older driver still loads");
+    ok(cu.cuMemGetHandleForAddressRange == NULL, "... without the optional entry point");
+    is_int(lc_cuda_dmabuf_export(&cu, ctx, base, 4096, &db, &e), -EOPNOTSUPP,
+           "... and export says it is unsupported (%s)", e.msg);
+    unsetenv("FAKE_CUDA_OLD");
+    lc_cuda_unload(&cu);
+    cu_free(base);
+    cu_free((unsigned long long)(uintptr_t)small);
 }
 
 static bool dev_same(void *d, uint64_t first, size_t n)
@@ -81,6 +140,7 @@ int main(void)
     if (!async_copies || cu_init(0) != 0 || cu_retain(&ctx, 0) != 0 || cu_set(ctx) != 0)
         tap_bail("fake driver setup");
 
+    test_dmabuf(dl, ctx);
     fgw_start();
     lode_client *tcp = client(LODE_TRANSPORT_TCP, LODE_CLIENT_NO_FALLBACK, 5000, NULL);
     lode_client *http = client(LODE_TRANSPORT_HTTP, 0, 5000, NULL);
