@@ -119,30 +119,39 @@ PUT=$builddir/lode-put
 lodectl bucket create rcbucket --owner quickstart --ec 2+1 >"$tmp/mb.log" 2>&1
 ok $? "a 2+1 bucket" || diag "$(cat "$tmp/mb.log")"
 
-# A plain S3 GET signed with Python's standard library (SigV4, UNSIGNED-PAYLOAD).
+# A plain S3 request signed with Python's standard library (SigV4, UNSIGNED-PAYLOAD):
+#   plain.py METHOD PATH OUT [TOKEN]; the body (PUT) from $PLAIN_BODY, else empty. Prints the
+#   status and x-amz-rdma-reply ("-" when absent); the response body goes to OUT.
 cat >"$tmp/plain.py" <<'PYEOF'
 import datetime, hashlib, hmac, http.client, os, sys
-path, out = sys.argv[1:3]
+method, path, out = sys.argv[1:4]
+token = sys.argv[4] if len(sys.argv) > 4 else None
 ak, sk, ep = os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"], os.environ["LODE_ENDPOINT"]
 now = datetime.datetime.now(datetime.timezone.utc)
 amz, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
 hd = {"host": ep, "x-amz-date": amz, "x-amz-content-sha256": "UNSIGNED-PAYLOAD"}
+if token:
+    hd["x-amz-rdma-token"] = token
 names = sorted(hd)
-creq = "\n".join(["GET", path, "", "".join(n + ":" + hd[n] + "\n" for n in names), ";".join(names),
-                  "UNSIGNED-PAYLOAD"])
+creq = "\n".join([method, path, "", "".join(n + ":" + hd[n] + "\n" for n in names),
+                  ";".join(names), "UNSIGNED-PAYLOAD"])
 scope = day + "/us-east-1/s3/aws4_request"
 sts = "\n".join(["AWS4-HMAC-SHA256", amz, scope, hashlib.sha256(creq.encode()).hexdigest()])
 h = lambda k, m: hmac.new(k, m.encode(), hashlib.sha256).digest()
 key = h(h(h(h(("AWS4" + sk).encode(), day), "us-east-1"), "s3"), "aws4_request")
 hd["authorization"] = "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s" % (
     ak, scope, ";".join(names), hmac.new(key, sts.encode(), hashlib.sha256).hexdigest())
+body = None
+if method == "PUT":
+    body = open(os.environ["PLAIN_BODY"], "rb").read() if os.environ.get("PLAIN_BODY") else b""
 c = http.client.HTTPConnection(ep, timeout=120)
-c.request("GET", path, headers=hd)
+c.request(method, path, body=body, headers=hd)
 r = c.getresponse()
 open(out, "wb").write(r.read())
-print(r.status)
+print(r.status, r.getheader("x-amz-rdma-reply") or "-")
 PYEOF
-plain() { "$PY" "$tmp/plain.py" "$@"; }
+req() { "$PY" "$tmp/plain.py" "$@"; }
+plain() { req GET "$1" "$2" | cut -d' ' -f1; }
 slice() { "$PY" -c 'import sys; f=open(sys.argv[1],"rb"); f.seek(int(sys.argv[2])); open(sys.argv[4],"wb").write(f.read(int(sys.argv[3])))' "$@"; }
 stat_field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" "$2" | tail -n 1; }
 
@@ -197,6 +206,25 @@ ok $? "an rc PUT over an object written by HTTP" || diag "$(cat "$tmp/put.err")"
 rc_get "replaced" replaced "$tmp/rep.out"
 cmp -s "$tmp/new" "$tmp/rep.out"
 ok $? "replaced: the rc GET returns the rc PUT's bytes"
+
+# ---- what the gateway refuses or declines (an independent client, no RDMA) ----
+# A well-formed rc1 token naming a session nobody connected (random sid).
+sid=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+tok() { printf '%016x:%016x:rc1:%s:%08x' 4096 "$1" "$sid" 4660; }
+printf 'abc' >"$tmp/abc"
+out=$(PLAIN_BODY=$tmp/abc req PUT /rcbucket/refused "$tmp/r.body" "$(tok 3)")
+like "$out" "^400 " "an rc1 PUT with a body: 400 ($out)"
+grep -q InvalidRequest "$tmp/r.body"
+ok $? "... InvalidRequest"
+out=$(req PUT /rcbucket/refused "$tmp/r.body" "$(tok 3)")
+is "$out" "501 501" "an rc1 PUT from a session with no rc connection here: 501, x-amz-rdma-reply 501"
+grep -q RDMANotSupported "$tmp/r.body"
+ok $? "... RDMANotSupported"
+is "$(plain /rcbucket/refused "$tmp/r.body")" 404 "neither stored anything"
+out=$(req GET /rcbucket/o4097 "$tmp/r.body" "$(tok 4097)")
+is "$out" "200 501" "an rc1 GET for a session with no rc connection: 200, x-amz-rdma-reply 501"
+cmp -s "$tmp/f4097" "$tmp/r.body"
+ok $? "... with the object in the body"
 
 # ---- degraded: node 3 killed; every stripe misses one chunk ----
 kill -9 "$(cat "$state/node3/pid")"
