@@ -71,6 +71,8 @@ int lode_client_create(const struct lode_client_config *cfg, lode_client **out)
                                              "character outside printable ASCII, or ',' or '/'");
     if (cfg->transport > LODE_TRANSPORT_HTTP)
         return fail_plain(-EINVAL, "%s", "lode_client_create: unknown transport");
+    if (cfg->rdma_local && strlen(cfg->rdma_local) > LC_HOST_MAX)
+        return fail_plain(-EINVAL, "%s", "lode_client_create: rdma_local is too long");
     if (cfg->async_threads > LC_MAX_ASYNC_THREADS)
         return fail_plain(-EINVAL, "%s", "lode_client_create: more than 64 async threads");
     const char *region = cfg->region && cfg->region[0] ? cfg->region : "us-east-1";
@@ -93,12 +95,14 @@ int lode_client_create(const struct lode_client_config *cfg, lode_client **out)
     c->region = strdup(region);
     c->access_key = dup_or_null(cfg->access_key);
     c->secret_key = dup_or_null(cfg->secret_key);
+    c->rdma_local = dup_or_null(cfg->rdma_local && cfg->rdma_local[0] ? cfg->rdma_local : NULL);
     c->transport = cfg->transport;
     c->flags = cfg->flags;
     c->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : LC_DEFAULT_TIMEOUT_MS;
     c->async_threads = cfg->async_threads ? cfg->async_threads : LC_DEFAULT_ASYNC_THREADS;
     pthread_mutex_init(&c->lock, NULL);
     if (!c->host || !c->hostport || !c->region || !c->access_key || !c->secret_key ||
+        (cfg->rdma_local && cfg->rdma_local[0] && !c->rdma_local) ||
         lc_fanout_create(&c->fanout) != 0) {
         lode_client_destroy(c);
         return fail_plain(-ENOMEM, "%s", "lode_client_create: out of memory");
@@ -126,6 +130,7 @@ void lode_client_destroy(lode_client *c)
     free(c->host);
     free(c->hostport);
     free(c->region);
+    free(c->rdma_local);
     wipe_free(c->access_key);
     wipe_free(c->secret_key);
     free(c);

@@ -1,5 +1,5 @@
 /* liblode internals shared by client.c (handles, connections, errors), get.c (GET and PUT),
- * fanout.c (the tcp fan-out and its session) and async.c (worker threads). None of these
+ * fanout.c (the tcp and rc fan-out, staged rc PUTs, the data session) and async.c (worker threads). None of these
  * symbols leaves liblode.so: only lode_* names are exported.
  */
 #ifndef LODE_CLIENT_CLIENT_INT_H
@@ -31,6 +31,7 @@ struct lode_client {
     uint16_t port;
     char *hostport;                /* the Host header: the endpoint as configured */
     char *region, *access_key, *secret_key;
+    char *rdma_local;              /* rc: local address choosing the RDMA device, or NULL */
     enum lode_transport transport;
     uint32_t flags, timeout_ms, async_threads;
 
@@ -133,12 +134,24 @@ int lc_get_consume(lode_client *c, struct lc_call *call, const struct lc_get_arg
 int lc_fanout_create(struct lc_fanout **out);
 void lc_fanout_destroy(struct lc_fanout *f);
 
-/* Tries a tcp fan-out GET. Returns 0 (served; res filled), LC_FALLBACK (not served: *why
- * and err say why, the window is fenced and nothing more will be written; when the server
- * declined with the object in the body, it has been read and *served_by_body is true), or a
- * negative code (final). */
+/* Tries a fan-out GET over the client's transport: tcp, or rc (RDMA; host buffers, where
+ * built and an RDMA device reaches the session's rc sources; AUTO prefers it). Returns 0
+ * (served; res filled, res->transport says which), LC_FALLBACK (not served: *why and err say
+ * why, the window is fenced and nothing more will be written; when the server declined with
+ * the object in the body, it has been read and *served_by_body is true), or a negative code
+ * (final). */
 int lc_fanout_get(lode_client *c, const struct lc_get_args *a, struct lode_result *res,
                   enum lode_fallback *why, bool *served_by_body, struct cmn_err *err);
+
+/* Tries a staged rc PUT (transport RC or AUTO, host memory, at least 1 byte): registers
+ * [buf + off, + len) as a window the gateway RDMA-READs, and sends the PUT with an rc1 token
+ * and no body. Returns 0 (stored; res->etag, res->bytes, res->transport set), LC_FALLBACK
+ * (not served, nothing stored: *why and err say why; LODE_FALLBACK_UNAVAILABLE and _SESSION
+ * mean rc is not usable here; the window is deregistered, so the caller may send a plain
+ * PUT), or a negative code (final). */
+int lc_fanout_put(lode_client *c, const char *bucket, const char *key, lode_buf *buf,
+                  uint64_t off, uint64_t len, const struct lode_put_opts *opts,
+                  struct lode_result *res, enum lode_fallback *why, struct cmn_err *err);
 
 /* ---- async.c ---- */
 

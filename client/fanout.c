@@ -1,9 +1,19 @@
-/* liblode: tcp fan-out GETs. A data session is requested from the gateway once (and again
- * before it expires); a receiver (client/dp_recv.h) keeps one connection to each data
- * source the session lists. A GET opens a window on the destination, sends the signed
- * request with a tcp token naming it, and completes when every source the reply lists has
- * delivered the bytes it reported. The window is closed (the tcp fence) before the call
- * returns, whatever happened, so no late frame ever touches the buffer afterwards.
+/* liblode: fan-out GETs over tcp or rc, and staged rc PUTs. A data session is requested from
+ * the gateway once (and again before it expires).
+ *
+ * tcp: a receiver (client/dp_recv.h) keeps one connection to each data source the session
+ * lists. A GET opens a window on the destination, sends the signed request with a tcp token
+ * naming it, and completes when every source the reply lists has delivered the bytes it
+ * reported. The window is closed (the tcp fence) before the call returns, whatever happened,
+ * so no late frame ever touches the buffer afterwards.
+ *
+ * rc: an RDMA client (client/dp_rc_client.h), made on first use, holds one RC connection to
+ * each source that lists an rc endpoint. A request registers its part of the buffer as a
+ * window (remote write for a GET, remote read for a PUT), sends the signed request with an
+ * rc1 token naming the window and its rkey, and is complete when the gateway answers: an
+ * RDMA WRITE completes at its source only once the bytes are placed, and a staged PUT is
+ * answered after the gateway has read everything. The window is deregistered (the rc fence:
+ * the NIC refuses every later access) before the call returns, whatever happened.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -19,6 +29,9 @@
 #include "common/dp_proto.h"
 #include "common/id.h"
 #include "common/rdma_token.h"
+#ifdef HAVE_RDMA
+#include "client/dp_rc_client.h"
+#endif
 
 /* A session is replaced when less than this is left of its lifetime. */
 #define SESSION_MARGIN_MS (10 * 60 * 1000)
@@ -29,12 +42,24 @@
 /* Failed data connections are retried at most this often. */
 #define SOURCE_RETRY_MS 5000
 #define CONNECT_WAIT_MAX_MS 5000
+/* rc sources that failed are connected again at most this often, and such a retry waits at
+ * most this long (a first connection waits up to CONNECT_WAIT_MAX_MS). */
+#define RC_RETRY_WAIT_MS 1000
 
 struct session {
     unsigned refs;                 /* users, plus one while it is the current session */
-    struct lc_dp_recv *recv;
+    struct lc_dp_recv *recv;       /* tcp; NULL when the client asked for rc only */
     struct lc_session doc;
     uint64_t last_retry_ms;        /* monotonic */
+    /* rc, set up on first use (rc_prepare) */
+    pthread_mutex_t rc_mu;         /* the fields below */
+#ifdef HAVE_RDMA
+    struct lc_rc_client *rc;
+#endif
+    int rc_failed;                 /* the RDMA client cannot be made here: that code */
+    bool rc_tried;                 /* sources connected at least once */
+    uint64_t rc_retry_ms;          /* monotonic: the last connection round */
+    char rc_why[LODE_MSG_MAX];     /* why rc_failed, or why no source is connected */
 };
 
 struct lc_fanout {
@@ -58,6 +83,10 @@ int lc_fanout_create(struct lc_fanout **out)
 
 static void session_free(struct session *s)
 {
+#ifdef HAVE_RDMA
+    lc_rc_client_destroy(s->rc);
+#endif
+    pthread_mutex_destroy(&s->rc_mu);
     lc_dp_recv_destroy(s->recv);
     lc_session_free(&s->doc);
     free(s);
@@ -120,6 +149,7 @@ static int session_new(lode_client *c, struct session **out, bool *refused, stru
         free(s);
         return cmn_err_wrap(err, "session request");
     }
+    pthread_mutex_init(&s->rc_mu, NULL);
     struct lc_dp_recv_config rcfg = {
         .connect_timeout_ms = c->timeout_ms < CONNECT_WAIT_MAX_MS ? c->timeout_ms
                                                                   : CONNECT_WAIT_MAX_MS,
@@ -132,9 +162,9 @@ static int session_new(lode_client *c, struct session **out, bool *refused, stru
     } else if (cmn_dp_cred_set_key(&rcfg.cred, c->access_key, strlen(c->access_key)) != 0) {
         *refused = true;
         rc = cmn_err_set(err, LODE_ERR_NO_TRANSPORT,
-                         "tcp data sessions need an access key of at most %d bytes",
+                         "data sessions need an access key of at most %d bytes",
                          CMN_DP_ACCESS_KEY_MAX);
-    } else {
+    } else if (c->transport != LODE_TRANSPORT_RC) {
         /* The receiver's I/O thread inherits this thread's signal mask: with SIGPIPE blocked
          * there, a source that resets its connection while we write the HELLO gives EPIPE
          * instead of killing the application. */
@@ -146,7 +176,7 @@ static int session_new(lode_client *c, struct session **out, bool *refused, stru
         pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
     explicit_bzero(&rcfg.cred, sizeof(rcfg.cred));
-    for (size_t i = 0; rc == 0 && i < s->doc.n_src; i++) {
+    for (size_t i = 0; rc == 0 && s->recv && i < s->doc.n_src; i++) {
         const struct lc_session_src *src = &s->doc.src[i];
         if (!src->has_tcp)
             continue;
@@ -161,7 +191,8 @@ static int session_new(lode_client *c, struct session **out, bool *refused, stru
     if (rc == 0) {
         struct cmn_err werr;
         cmn_err_clear(&werr);
-        lc_dp_recv_wait_ready(s->recv, rcfg.connect_timeout_ms, &werr);
+        if (s->recv)
+            lc_dp_recv_wait_ready(s->recv, rcfg.connect_timeout_ms, &werr);
         s->last_retry_ms = cmn_mono_ms();
         s->refs = 1;
         *out = s;
@@ -180,7 +211,7 @@ static void retry_sources(struct lc_fanout *f, struct session *s)
     if (due)
         s->last_retry_ms = now;
     pthread_mutex_unlock(&f->mu);
-    if (!due)
+    if (!due || !s->recv)
         return;
     for (size_t i = 0; i < s->doc.n_src; i++) {
         const struct lc_session_src *src = &s->doc.src[i];
@@ -246,16 +277,187 @@ static int session_get(lode_client *c, struct session **out, struct cmn_err *err
     return rc;
 }
 
-/* lode's tcp token, "<base16>:<size16>:tcp1:<sid32>:<tag8>" (common/rdma_token.h). */
-static int format_token(char out[CMN_RDMA_TOKEN_FMT_SIZE], uint64_t base, uint64_t size,
-                        const uint8_t sid[16], uint32_t tag, struct cmn_err *err)
+/* ---- rc: the RDMA client of a session ------------------------------------------------- */
+
+#ifdef HAVE_RDMA
+/* Connects the session's rc sources that are not connected: all of them the first time,
+ * then those that failed, at most every SOURCE_RETRY_MS. Under s->rc_mu. */
+static void rc_connect_round(lode_client *c, struct session *s)
 {
-    struct cmn_rdma_token t = {.kind = CMN_RDMA_TCP, .base = base, .size = size};
-    memcpy(t.u.tcp.sid, sid, sizeof(t.u.tcp.sid));
-    t.u.tcp.tag = tag;
-    int n = cmn_rdma_token_format(&t, out, CMN_RDMA_TOKEN_FMT_SIZE, err);
+    uint64_t now = cmn_mono_ms();
+    if (s->rc_tried && now - s->rc_retry_ms < SOURCE_RETRY_MS)
+        return;
+    struct lc_rc_source *srcs = calloc(s->doc.n_src ? s->doc.n_src : 1, sizeof(*srcs));
+    char(*addrs)[LC_HOST_MAX + 16] = calloc(s->doc.n_src ? s->doc.n_src : 1, sizeof(*addrs));
+    size_t n = 0;
+    for (size_t i = 0; srcs && addrs && i < s->doc.n_src; i++) {
+        const struct lc_session_src *src = &s->doc.src[i];
+        if (!src->has_rc || lc_rc_client_source_state(s->rc, src->id) == 0)
+            continue;
+        hostport(addrs[n], sizeof(addrs[n]), src->rc_host, src->rc_port);
+        srcs[n] = (struct lc_rc_source){.source_id = src->id, .addr = addrs[n]};
+        n++;
+    }
+    if (n) {
+        uint32_t wait = s->rc_tried ? RC_RETRY_WAIT_MS : CONNECT_WAIT_MAX_MS;
+        struct cmn_err cerr;
+        cmn_err_clear(&cerr);
+        /* A source that cannot be reached is not fatal: a node's share is then written by
+         * the gateway, and a gateway worker without our connection declines (the request
+         * then goes over HTTP). */
+        if (lc_rc_client_connect(s->rc, srcs, n, c->timeout_ms < wait ? c->timeout_ms : wait,
+                                 &cerr) != 0)
+            snprintf(s->rc_why, sizeof(s->rc_why), "%s", cerr.msg);
+    }
+    free(srcs);
+    free(addrs);
+    s->rc_tried = true;
+    s->rc_retry_ms = cmn_mono_ms();
+}
+#endif
+
+/* Makes the session's rc side usable: the RDMA client (once) and its connections. Returns 0
+ * when at least one rc source is connected, else LODE_ERR_NO_TRANSPORT (or the client's
+ * failure) with a message. */
+static int rc_prepare(lode_client *c, struct session *s, struct cmn_err *err)
+{
+#ifndef HAVE_RDMA
+    (void)c;
+    (void)s;
+    return cmn_err_set(err, LODE_ERR_NO_TRANSPORT,
+                       "this liblode was built without RDMA (rdma-core was not found)");
+#else
+    size_t listed = 0;
+    for (size_t i = 0; i < s->doc.n_src; i++)
+        listed += s->doc.src[i].has_rc;
+    if (!listed)
+        return cmn_err_set(err, LODE_ERR_NO_TRANSPORT,
+                           "the gateway lists no rc sources (no rdma-address configured)");
+    pthread_mutex_lock(&s->rc_mu);
+    int rc = 0;
+    if (s->rc_failed) {
+        rc = cmn_err_set(err, s->rc_failed, "%s", s->rc_why);
+        goto out;
+    }
+    if (!s->rc) {
+        struct lc_rc_client_config cfg = {.local_host = c->rdma_local};
+        memcpy(cfg.cred.sid, s->doc.sid, sizeof(cfg.cred.sid));
+        cfg.cred.expires_ms = s->doc.expires_ms;
+        memcpy(cfg.cred.mac, s->doc.mac, sizeof(cfg.cred.mac));
+        struct cmn_err cerr;
+        cmn_err_clear(&cerr);
+        rc = cmn_dp_cred_set_key(&cfg.cred, c->access_key, strlen(c->access_key));
+        if (rc == 0)
+            rc = lc_rc_client_create(&cfg, &s->rc, &cerr);
+        else
+            cmn_err_set(&cerr, rc, "data sessions need an access key of at most %d bytes",
+                        CMN_DP_ACCESS_KEY_MAX);
+        explicit_bzero(&cfg.cred, sizeof(cfg.cred));
+        if (rc) {
+            /* No RDMA connection manager or device here: that does not change while this
+             * session lives. */
+            s->rc = NULL;
+            s->rc_failed = rc;
+            snprintf(s->rc_why, sizeof(s->rc_why), "%s", cerr.msg);
+            rc = cmn_err_set(err, rc, "%s", s->rc_why);
+            goto out;
+        }
+    }
+    rc_connect_round(c, s);
+    size_t up = 0;
+    for (size_t i = 0; i < s->doc.n_src; i++)
+        if (s->doc.src[i].has_rc && lc_rc_client_source_state(s->rc, s->doc.src[i].id) == 0)
+            up++;
+    if (!up)
+        rc = cmn_err_set(err, LODE_ERR_NO_TRANSPORT, "no rc source could be connected: %s",
+                         s->rc_why[0] ? s->rc_why : "unknown reason");
+out:
+    pthread_mutex_unlock(&s->rc_mu);
+    return rc;
+#endif
+}
+
+/* ---- one request's window, on either transport ---------------------------------------- */
+
+#ifdef HAVE_RDMA
+#define ACCESS_WRITE LC_RC_REMOTE_WRITE
+#define ACCESS_READ LC_RC_REMOTE_READ
+#else
+#define ACCESS_WRITE 1
+#define ACCESS_READ 2
+#endif
+
+struct xfer {
+    struct session *s;
+    bool rc;
+    const char *name;              /* "tcp" or "rc", for messages */
+    uint64_t base, size;
+    uint32_t tag;                  /* tcp */
+    struct lc_dp_window *tw;       /* tcp: the open window */
+#ifdef HAVE_RDMA
+    struct lc_rc_window *rw;       /* rc: the registered window */
+#endif
+};
+
+/* Opens the window [mem, mem + size) (tcp: in the receiver, for writes; rc: registered with
+ * the NIC with `access`) and formats the request's token. Returns 0, or a code with a
+ * message (nothing is open then). */
+static int xfer_open(struct xfer *x, void *mem, uint64_t size, const struct lc_dp_sink *sink,
+                     unsigned access, char token[CMN_RDMA_TOKEN_FMT_SIZE], struct cmn_err *err)
+{
+    struct cmn_rdma_token t = {.base = (uint64_t)(uintptr_t)mem, .size = size};
+    x->base = t.base;
+    x->size = size;
+    int rc;
+    if (!x->rc) {
+        /* A fresh tag per request: a late frame of an earlier request into the same memory
+         * carries another tag and never lands in this window. */
+        while (x->tag == 0)
+            if (cmn_random_bytes(&x->tag, sizeof(x->tag)) != 0)
+                return cmn_err_set(err, LODE_EINTERNAL, "no random bytes for the request tag");
+        rc = lc_dp_recv_window_open(x->s->recv, x->base, size, x->tag, sink ? NULL : mem, sink,
+                                    &x->tw);
+        if (rc)
+            return cmn_err_set(err, rc, "cannot open the receive window: %s%s",
+                               lode_strerror(rc),
+                               rc == -EBUSY ? " (another request uses the same memory)" : "");
+        t.kind = CMN_RDMA_TCP;
+        memcpy(t.u.tcp.sid, x->s->doc.sid, sizeof(t.u.tcp.sid));
+        t.u.tcp.tag = x->tag;
+    } else {
+#ifdef HAVE_RDMA
+        (void)sink;
+        struct cmn_err rerr;
+        cmn_err_clear(&rerr);
+        rc = lc_rc_window_register(x->s->rc, mem, (size_t)size, access, &x->rw, &rerr);
+        if (rc)
+            return cmn_err_set(err, rc, "cannot register the buffer for RDMA: %s", rerr.msg);
+        t.kind = CMN_RDMA_RC;
+        t.base = lc_rc_window_base(x->rw);
+        memcpy(t.u.rc.sid, x->s->doc.sid, sizeof(t.u.rc.sid));
+        t.u.rc.rkey = lc_rc_window_rkey(x->rw);
+#else
+        (void)access;
+        return cmn_err_set(err, LODE_ERR_NO_TRANSPORT, "built without RDMA");
+#endif
+    }
+    int n = cmn_rdma_token_format(&t, token, CMN_RDMA_TOKEN_FMT_SIZE, err);
     explicit_bzero(&t, sizeof(t));
     return n < 0 ? n : 0;
+}
+
+/* The fence: tcp closes the window (later frames are dropped), rc deregisters it (the NIC
+ * refuses every later access). Idempotent. */
+static void xfer_close(struct xfer *x)
+{
+    if (x->tw)
+        lc_dp_recv_window_close(x->s->recv, x->tw);
+    x->tw = NULL;
+#ifdef HAVE_RDMA
+    if (x->rw)
+        lc_rc_window_deregister(x->s->rc, x->rw);
+    x->rw = NULL;
+#endif
 }
 
 /* Everything a fan-out reply must say, checked before waiting for the data. */
@@ -324,45 +526,28 @@ static bool token_refusal(const char *code)
            strcmp(code, "InvalidArgument") == 0 || strcmp(code, "NotImplemented") == 0;
 }
 
-int lc_fanout_get(lode_client *c, const struct lc_get_args *a, struct lode_result *res,
-                  enum lode_fallback *why, bool *served_by_body, struct cmn_err *err)
+/* The GET itself, once the transport is chosen; x->s is the caller's reference. */
+static int get_over(lode_client *c, struct xfer *x, const struct lc_get_args *a,
+                    struct lode_result *res, enum lode_fallback *why, bool *served_by_body,
+                    struct cmn_err *err)
 {
-    *served_by_body = false;
-    struct session *s;
-    int rc = session_get(c, &s, err);
-    if (rc) {
-        *why = LODE_FALLBACK_SESSION;
-        return LC_FALLBACK;
-    }
+    struct session *s = x->s;
     uint64_t window = a->want;
-    uint64_t base = (uint64_t)(uintptr_t)a->buf->ptr + a->buf_off;
-    struct lc_dp_window *w = NULL;
     struct lc_dp_sink sink;
     if (a->stage)
         lc_cuda_stage_dp_sink(a->stage, &sink);
-    /* A fresh tag per request: a late frame of an earlier request into the same memory
-     * carries another tag and never lands in this window. */
-    uint32_t tag = 0;
-    while (tag == 0)
-        if (cmn_random_bytes(&tag, sizeof(tag)) != 0) {
-            session_put(c->fanout, s);
-            return cmn_err_set(err, LODE_EINTERNAL, "GET: no random bytes for the request tag");
-        }
-    rc = lc_dp_recv_window_open(s->recv, base, window, tag,
-                                a->stage ? NULL : (uint8_t *)a->buf->ptr + a->buf_off,
-                                a->stage ? &sink : NULL, &w);
-    if (rc) {
-        session_put(c->fanout, s);
-        return cmn_err_set(err, rc, "GET: cannot open the receive window: %s%s",
-                           lode_strerror(rc),
-                           rc == -EBUSY ? " (another request uses the same memory)" : "");
-    }
     char token[CMN_RDMA_TOKEN_FMT_SIZE];
-    rc = format_token(token, base, window, s->doc.sid, tag, err);
+    int rc = xfer_open(x, (uint8_t *)a->buf->ptr + a->buf_off, window,
+                       a->stage ? &sink : NULL, ACCESS_WRITE, token, err);
     if (rc) {
-        lc_dp_recv_window_close(s->recv, w);
-        session_put(c->fanout, s);
-        return rc;
+        xfer_close(x);
+        if (x->rc) {
+            /* The NIC would not take the buffer (memlock limit, for one): not this
+             * transport, then. */
+            *why = LODE_FALLBACK_UNAVAILABLE;
+            return LC_FALLBACK;
+        }
+        return cmn_err_wrap(err, "GET");
     }
     struct lc_s3_req q = {
         .method = "GET",
@@ -374,7 +559,7 @@ int lc_fanout_get(lode_client *c, const struct lc_get_args *a, struct lode_resul
     };
     struct lc_call call = {0};
     struct reply rp = {0};
-    bool have_call = false, fence_done = false;
+    bool have_call = false;
     rc = lc_call_start(c, &q, NULL, 0, NULL, &call, err);
     explicit_bzero(token, sizeof(token));
     if (rc) {
@@ -388,9 +573,7 @@ int lc_fanout_get(lode_client *c, const struct lc_get_args *a, struct lode_resul
     int st = call.resp->status;
     if (!rv || (rp.reply = lc_parse_rdma_reply(rv, n)) == 501) {
         /* Not served. Fence first: the plain bytes go to the same memory. */
-        lc_dp_recv_window_close(s->recv, w);
-        w = NULL;
-        fence_done = true;
+        xfer_close(x);
         bool declined = rv != NULL;
         *why = declined ? LODE_FALLBACK_DECLINED : LODE_FALLBACK_NO_REPLY;
         if (st >= 200 && st < 300 && !(c->flags & LODE_CLIENT_NO_FALLBACK)) {
@@ -400,8 +583,8 @@ int lc_fanout_get(lode_client *c, const struct lc_get_args *a, struct lode_resul
             rc = lc_get_consume(c, &call, a, res, err);
             if (rc == 0) {
                 *served_by_body = true;
-                cmn_err_set(err, 0, "%s", declined ? "the server declined the tcp token"
-                                                   : "the server ignored the tcp token");
+                cmn_err_set(err, 0, "the server %s the %s token",
+                            declined ? "declined" : "ignored", x->name);
                 rc = LC_FALLBACK;
             }
             goto out;
@@ -409,8 +592,8 @@ int lc_fanout_get(lode_client *c, const struct lc_get_args *a, struct lode_resul
         char code[64] = "";
         if (st >= 200 && st < 300) {
             rc = LC_FALLBACK;
-            cmn_err_set(err, 0, "the server %s the tcp token",
-                        declined ? "declined" : "ignored");
+            cmn_err_set(err, 0, "the server %s the %s token",
+                        declined ? "declined" : "ignored", x->name);
         } else {
             rc = lc_call_fail(c, &call, "GET", code, sizeof(code), err);
             if (declined || (st == 400 && token_refusal(code))) {
@@ -431,7 +614,7 @@ int lc_fanout_get(lode_client *c, const struct lc_get_args *a, struct lode_resul
     }
     rc = check_reply(call.resp, a, window, &rp, err);
     if (rc) {
-        cmn_err_wrap(err, "GET (tcp)");
+        cmn_err_wrap(err, x->rc ? "GET (rc)" : "GET (tcp)");
         goto out;
     }
     lc_copy_header(call.resp, "etag", res->etag, sizeof(res->etag));
@@ -448,33 +631,37 @@ int lc_fanout_get(lode_client *c, const struct lc_get_args *a, struct lode_resul
         if (rc)
             goto out;
     }
-    struct lc_dp_expect *exp = calloc(rp.n_src ? rp.n_src : 1, sizeof(*exp));
-    if (!exp) {
-        rc = cmn_err_set(err, -ENOMEM, "out of memory");
-        goto out;
-    }
     uint32_t used = 0;
-    for (size_t i = 0; i < rp.n_src; i++) {
-        exp[i].source_id = rp.src[i].id;
-        exp[i].bytes = rp.src[i].bytes;
+    for (size_t i = 0; i < rp.n_src; i++)
         used += rp.src[i].bytes > 0;
+    if (!x->rc) {
+        struct lc_dp_expect *exp = calloc(rp.n_src ? rp.n_src : 1, sizeof(*exp));
+        if (!exp) {
+            rc = cmn_err_set(err, -ENOMEM, "out of memory");
+            goto out;
+        }
+        for (size_t i = 0; i < rp.n_src; i++) {
+            exp[i].source_id = rp.src[i].id;
+            exp[i].bytes = rp.src[i].bytes;
+        }
+        struct cmn_err werr;
+        cmn_err_clear(&werr);
+        rc = lc_dp_recv_wait(s->recv, x->tw, exp, rp.n_src, c->timeout_ms, &werr);
+        free(exp);
+        xfer_close(x);
+        if (rc) {
+            /* The server sent it all, the data did not all arrive: the window is fenced, so
+             * a plain GET may safely write the same memory. */
+            *why = LODE_FALLBACK_DATA_PATH;
+            cmn_err_set(err, rc, "tcp data path: %s", werr.msg);
+            rc = LC_FALLBACK;
+            goto out;
+        }
     }
-    struct cmn_err werr;
-    cmn_err_clear(&werr);
-    rc = lc_dp_recv_wait(s->recv, w, exp, rp.n_src, c->timeout_ms, &werr);
-    free(exp);
-    lc_dp_recv_window_close(s->recv, w);
-    w = NULL;
-    fence_done = true;
-    if (rc) {
-        /* The server sent it all, the data did not all arrive: the window is fenced, so a
-         * plain GET may safely write the same memory. */
-        *why = LODE_FALLBACK_DATA_PATH;
-        cmn_err_set(err, rc, "tcp data path: %s", werr.msg);
-        rc = LC_FALLBACK;
-        goto out;
-    }
-    res->transport = LODE_TRANSPORT_TCP;
+    /* rc: every RDMA WRITE completed at its source, so every byte is placed; the reply came
+     * after the last completion. */
+    xfer_close(x);
+    res->transport = x->rc ? LODE_TRANSPORT_RC : LODE_TRANSPORT_TCP;
     res->bytes = rp.transferred;
     res->sources = used;
     if (rp.reply == 206) {
@@ -487,9 +674,52 @@ int lc_fanout_get(lode_client *c, const struct lc_get_args *a, struct lode_resul
 out:
     if (have_call)
         lc_call_end(c, &call);
-    if (w && !fence_done)
-        lc_dp_recv_window_close(s->recv, w);
+    xfer_close(x);
     free(rp.src);
+    return rc;
+}
+
+/* Whether a request with this buffer should try rc: asked for (RC), or AUTO, which prefers
+ * rc where it works. Device memory is staged through host memory on tcp; rc does not
+ * register device memory yet. */
+static bool wants_rc(const lode_client *c, bool device_memory)
+{
+    return !device_memory &&
+           (c->transport == LODE_TRANSPORT_RC || c->transport == LODE_TRANSPORT_AUTO);
+}
+
+int lc_fanout_get(lode_client *c, const struct lc_get_args *a, struct lode_result *res,
+                  enum lode_fallback *why, bool *served_by_body, struct cmn_err *err)
+{
+    *served_by_body = false;
+    if (c->transport == LODE_TRANSPORT_RC && a->stage) {
+        *why = LODE_FALLBACK_UNAVAILABLE;
+        cmn_err_set(err, LODE_ERR_NO_TRANSPORT,
+                    "rc reads into device memory are not supported yet");
+        return LC_FALLBACK;
+    }
+    struct session *s;
+    int rc = session_get(c, &s, err);
+    if (rc) {
+        *why = LODE_FALLBACK_SESSION;
+        return LC_FALLBACK;
+    }
+    struct xfer x = {.s = s, .name = "tcp"};
+    if (wants_rc(c, a->stage != NULL)) {
+        struct cmn_err rerr;
+        cmn_err_clear(&rerr);
+        if (rc_prepare(c, s, &rerr) == 0) {
+            x.rc = true;
+            x.name = "rc";
+        } else if (c->transport == LODE_TRANSPORT_RC || !s->recv) {
+            *why = LODE_FALLBACK_UNAVAILABLE;
+            cmn_err_set(err, LODE_ERR_NO_TRANSPORT, "rc: %s", rerr.msg);
+            session_put(c->fanout, s);
+            return LC_FALLBACK;
+        }
+        /* AUTO without a usable rc: tcp. */
+    }
+    rc = get_over(c, &x, a, res, why, served_by_body, err);
     session_put(c->fanout, s);
     if (rc == LC_FALLBACK && !*served_by_body) {
         res->bytes = 0;
@@ -497,5 +727,108 @@ out:
         res->object_size = 0;
         res->etag[0] = res->content_range[0] = '\0';
     }
+    return rc;
+}
+
+int lc_fanout_put(lode_client *c, const char *bucket, const char *key, lode_buf *buf,
+                  uint64_t off, uint64_t len, const struct lode_put_opts *opts,
+                  struct lode_result *res, enum lode_fallback *why, struct cmn_err *err)
+{
+    if (!wants_rc(c, buf->kind != LODE_BUF_HOST) || len == 0) {
+        *why = LODE_FALLBACK_UNAVAILABLE;
+        cmn_err_set(err, LODE_ERR_NO_TRANSPORT, "%s",
+                    len == 0 ? "rc: an empty object has no window to read"
+                             : "rc: uploads from device memory are not supported yet");
+        return LC_FALLBACK;
+    }
+    struct session *s;
+    int rc = session_get(c, &s, err);
+    if (rc) {
+        *why = LODE_FALLBACK_SESSION;
+        return LC_FALLBACK;
+    }
+    struct cmn_err rerr;
+    cmn_err_clear(&rerr);
+    if (rc_prepare(c, s, &rerr) != 0) {
+        session_put(c->fanout, s);
+        *why = LODE_FALLBACK_UNAVAILABLE;
+        cmn_err_set(err, LODE_ERR_NO_TRANSPORT, "rc: %s", rerr.msg);
+        return LC_FALLBACK;
+    }
+    struct xfer x = {.s = s, .rc = true, .name = "rc"};
+    char token[CMN_RDMA_TOKEN_FMT_SIZE];
+    rc = xfer_open(&x, (uint8_t *)buf->ptr + off, len, NULL, ACCESS_READ, token, err);
+    if (rc) {
+        xfer_close(&x);
+        session_put(c->fanout, s);
+        *why = LODE_FALLBACK_UNAVAILABLE;
+        return LC_FALLBACK;
+    }
+    /* A staged upload: the token's size is the object's length and the body is empty; the
+     * gateway RDMA-READs the window and answers once the object is stored (or not). */
+    struct lc_s3_req q = {
+        .method = "PUT",
+        .bucket = bucket,
+        .key = key,
+        .content_type = opts ? opts->content_type : NULL,
+        .send_length = true,
+        .content_length = 0,
+        .token = token,
+    };
+    struct lc_call call;
+    rc = lc_call_start(c, &q, NULL, 0, NULL, &call, err);
+    explicit_bzero(token, sizeof(token));
+    if (rc) {
+        cmn_err_wrap(err, "PUT (rc)");
+        goto out;
+    }
+    int st = call.resp->status;
+    res->http_status = st;
+    size_t n;
+    const char *rv = lc_http_header(call.resp, "x-amz-rdma-reply", &n);
+    int reply = rv ? lc_parse_rdma_reply(rv, n) : 0;
+    if (st == 200 && reply == 200) {
+        lc_copy_header(call.resp, "etag", res->etag, sizeof(res->etag));
+        struct cmn_buf ignore;
+        cmn_buf_init(&ignore);
+        rc = lc_call_read_small(c, &call, &ignore, LC_ERROR_BODY_MAX, err);
+        cmn_buf_free(&ignore);
+        if (rc == 0) {
+            res->bytes = len;
+            res->transport = LODE_TRANSPORT_RC;
+            res->sources = 1;
+        }
+    } else if (st == 200 && !rv) {
+        /* A server that ignored the token stored what the body held: nothing. The plain
+         * PUT that follows replaces it. */
+        *why = LODE_FALLBACK_NO_REPLY;
+        cmn_err_set(err, 0, "the server ignored the rc token");
+        rc = LC_FALLBACK;
+    } else if (st >= 300) {
+        char code[64] = "";
+        rc = lc_call_fail(c, &call, "PUT", code, sizeof(code), err);
+        if (reply == 501) {
+            *why = LODE_FALLBACK_DECLINED;
+            rc = LC_FALLBACK;
+        } else if (st == 400 && token_refusal(code)) {
+            *why = LODE_FALLBACK_REFUSED;
+            rc = LC_FALLBACK;
+        } else if (strcmp(code, "RDMATransferFailed") == 0) {
+            /* Nothing was stored; the bytes can still go in a body. */
+            *why = LODE_FALLBACK_DATA_PATH;
+            rc = LC_FALLBACK;
+        }
+    } else {
+        rc = cmn_err_set(err, LODE_ERR_PROTOCOL, "PUT (rc): HTTP %d with x-amz-rdma-reply %d",
+                         st, reply);
+    }
+    lc_call_end(c, &call);
+out:
+    /* The gateway has answered, so it reads no more; deregistering also fences a read a
+     * failed gateway might still have in flight. */
+    xfer_close(&x);
+    session_put(c->fanout, s);
+    if (rc == LC_FALLBACK)
+        res->etag[0] = '\0';
     return rc;
 }

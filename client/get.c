@@ -214,14 +214,7 @@ int lode_get(lode_client *c, const char *bucket, const char *key,
     }
 
     bool plain = true;
-    if (rc == 0 && c->transport == LODE_TRANSPORT_RC) {
-        /* The rc client side is not wired into liblode yet. */
-        res->fell_back = true;
-        res->fallback = LODE_FALLBACK_UNAVAILABLE;
-        snprintf(res->message, sizeof(res->message), "the rc transport is not available here");
-        if (c->flags & LODE_CLIENT_NO_FALLBACK)
-            rc = cmn_err_set(&err, LODE_ERR_NO_TRANSPORT, "%s", res->message);
-    } else if (rc == 0 && c->transport != LODE_TRANSPORT_HTTP && a.space > 0) {
+    if (rc == 0 && c->transport != LODE_TRANSPORT_HTTP && a.space > 0) {
         enum lode_fallback why = LODE_FALLBACK_NONE;
         bool by_body = false;
         struct cmn_err ferr;
@@ -284,12 +277,32 @@ int lode_put(lode_client *c, const char *bucket, const char *key, lode_buf *buf,
     int rc = lc_s3_check_names(bucket, key, &err);
     if (rc || (rc = lc_buf_hold(buf, buf_offset, length, &err)) != 0)
         return result_finish(res, rc, &err);
-    if (c->transport == LODE_TRANSPORT_RC) {
-        res->fell_back = true;
-        res->fallback = LODE_FALLBACK_UNAVAILABLE;
-        snprintf(res->message, sizeof(res->message), "the rc transport is not available here");
-        if (c->flags & LODE_CLIENT_NO_FALLBACK)
-            rc = cmn_err_set(&err, LODE_ERR_NO_TRANSPORT, "%s", res->message);
+    if (c->transport == LODE_TRANSPORT_RC || c->transport == LODE_TRANSPORT_AUTO) {
+        /* A staged upload: the gateway reads the bytes out of the buffer over RDMA. */
+        enum lode_fallback why = LODE_FALLBACK_NONE;
+        struct cmn_err ferr;
+        cmn_err_clear(&ferr);
+        rc = lc_fanout_put(c, bucket, key, buf, buf_offset, length, opts, res, &why, &ferr);
+        if (rc == 0 || rc != LC_FALLBACK) {
+            if (rc)
+                err = ferr;
+            lc_buf_release(buf);
+            return result_finish(res, rc, &err);
+        }
+        rc = 0;
+        /* AUTO only prefers rc: where it is not usable a plain PUT is simply the transport;
+         * anything else is a fallback to report. */
+        bool quiet = c->transport == LODE_TRANSPORT_AUTO &&
+                     (why == LODE_FALLBACK_UNAVAILABLE || why == LODE_FALLBACK_SESSION);
+        if (!quiet) {
+            res->fell_back = true;
+            res->fallback = why;
+            snprintf(res->message, sizeof(res->message), "%s", ferr.msg);
+            if (c->flags & LODE_CLIENT_NO_FALLBACK)
+                rc = cmn_err_set(&err, why == LODE_FALLBACK_DECLINED ? LODE_ERR_DECLINED
+                                                                     : LODE_ERR_NO_TRANSPORT,
+                                 "%s", ferr.msg);
+        }
     }
     struct lc_cuda_stage *stage = NULL;
     struct lc_http_source src, *srcp = NULL;

@@ -563,6 +563,11 @@ fail:
 
 uint16_t cmn_dp_rc_port(const struct cmn_dp_rc *rc) { return rc->port; }
 
+void cmn_dp_rc_set_source_id(struct cmn_dp_rc *rc, uint64_t source_id)
+{
+    rc->cfg.source_id = source_id;
+}
+
 static int lookup(struct cmn_dp_rc *rc, const struct cmn_dp_rc_target *t, uint64_t addr,
                   size_t len, struct rc_sess **out)
 {

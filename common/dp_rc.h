@@ -104,6 +104,10 @@ int cmn_dp_rc_create(uv_loop_t *loop, const struct cmn_dp_rc_config *cfg, struct
 /* The bound port (useful with port 0). */
 uint16_t cmn_dp_rc_port(const struct cmn_dp_rc *rc);
 
+/* Sets the source id that HELLO_OK carries from now on (a node learns its nid from meta
+ * after its listener is up). Sessions already accepted are not told again. */
+void cmn_dp_rc_set_source_id(struct cmn_dp_rc *rc, uint64_t source_id);
+
 /* RDMA-WRITEs len bytes from src to the client address `addr`, which must lie in the target's
  * window: [addr, addr + len) inside [window_base, window_base + window_size).
  * `src` is borrowed until cb runs (it is copied into staging memory when its turn comes).

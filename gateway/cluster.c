@@ -96,7 +96,7 @@ int gw_cluster_map_from_proto(const Lode__ClusterMap *pb, uint64_t fetched_ms,
             return cmn_err_set(err, LODE_EBADMSG, "node %" PRIu32 " has no usable address "
                                "('%.64s')", ni->nid, ni->address ? ni->address : "");
         strings += str_size(ni->address) + str_size(ni->failure_domain) +
-                   str_size(ni->data_address);
+                   str_size(ni->data_address) + str_size(ni->rdma_address);
     }
     /* One block: the map, its nodes, their strings; freed with one free(). */
     size_t size = sizeof(struct gw_cluster_map) + n * sizeof(struct gw_map_node) + strings;
@@ -113,6 +113,7 @@ int gw_cluster_map_from_proto(const Lode__ClusterMap *pb, uint64_t fetched_ms,
         nodes[i].address = pool_copy(pool, &pos, ni->address);
         nodes[i].failure_domain = pool_copy(pool, &pos, ni->failure_domain);
         nodes[i].data_address = pool_copy(pool, &pos, ni->data_address);
+        nodes[i].rdma_address = pool_copy(pool, &pos, ni->rdma_address);
         nodes[i].capacity_bytes = ni->capacity_bytes;
         nodes[i].used_bytes = ni->used_bytes;
     }

@@ -151,6 +151,18 @@ const struct cmn_conf_opt gw_conf_table[] = {
      "host:port clients dial for the first data listener (worker w: port + w); unset = "
      "data-address (a wildcard host needs this).",
      0, 0, 0},
+    {"rdma-address", CMN_CONF_ADDR, OFF(rdma_address), NULL,
+     "host:port of the first rc (RDMA) listener (docs/dataplane-rc.md), on an RDMA device's "
+     "address: worker w listens on port + w. Clients connect queue pairs there so this "
+     "gateway can RDMA-WRITE the stripes it decodes into their buffers and RDMA-READ staged "
+     "uploads (PutObject/UploadPart with an rc1 token) out of them; nodes with an "
+     "rdma-address are listed to clients as rc sources. Unset = rc tokens are declined. "
+     "Needs a build with rdma-core.",
+     0, 0, 0},
+    {"rdma-staging-size", CMN_CONF_SIZE, OFF(rdma_staging_size), "64MiB",
+     "Registered (pinned) memory each worker's rc listener stages its transfers through; "
+     "transfers beyond it wait their turn. Counts against RLIMIT_MEMLOCK.",
+     0, 1 << 20, INT64_C(1) << 34},
     {"session-ttl", CMN_CONF_DURATION, OFF(session_ttl_ms), "12h",
      "Lifetime of a data session credential issued by POST /?x-lode-session.", 0, 60000,
      604800000},
@@ -302,6 +314,35 @@ static int derive_data(struct gw_config *cfg, struct cmn_err *err)
     return 0;
 }
 
+/* The rc listeners: worker w on rdma_port + w, on the address clients dial. */
+static int derive_rdma(struct gw_config *cfg, struct cmn_err *err)
+{
+    cfg->rdma_host[0] = '\0';
+    cfg->rdma_port = 0;
+    if (!cfg->rdma_address)
+        return 0;
+#ifndef HAVE_RDMA
+    return cmn_err_set(err, LODE_ECONFIG,
+                       "rdma-address is set but this lode-gateway was built without RDMA "
+                       "(rdma-core was not found at build time): unset it, or rebuild with "
+                       "rdma-core's development files installed");
+#endif
+    if (strlen(cfg->rdma_address) >= GW_ADDR_MAX ||
+        cmn_addr_split(cfg->rdma_address, cfg->rdma_host, sizeof(cfg->rdma_host),
+                       &cfg->rdma_port))
+        return cmn_err_set(err, LODE_ECONFIG, "rdma-address '%s' is not host:port",
+                           cfg->rdma_address);
+    if (strcmp(cfg->rdma_host, "0.0.0.0") == 0)
+        return cmn_err_set(err, LODE_ECONFIG, "rdma-address %s: name the address of an RDMA "
+                           "device, which clients dial (0.0.0.0 cannot be advertised)",
+                           cfg->rdma_address);
+    if (cfg->rdma_port && (unsigned)cfg->rdma_port + cfg->n_workers - 1 > 65535)
+        return cmn_err_set(err, LODE_ECONFIG, "rdma-address %s: %u workers need ports %u..%u",
+                           cfg->rdma_address, cfg->n_workers, (unsigned)cfg->rdma_port,
+                           (unsigned)cfg->rdma_port + cfg->n_workers - 1);
+    return 0;
+}
+
 static unsigned resolve_workers(int64_t workers)
 {
     if (workers > 0)
@@ -353,7 +394,7 @@ int gw_config_finish(struct gw_config *cfg, struct cmn_err *err)
         (rc = check_sizes(cfg, err)))
         return rc;
     cfg->n_workers = resolve_workers(cfg->workers);
-    if ((rc = derive_data(cfg, err)))
+    if ((rc = derive_data(cfg, err)) || (rc = derive_rdma(cfg, err)))
         return rc;
 
     if (cfg->secret) {

@@ -76,6 +76,8 @@ struct gw_config {
     int64_t gc_batch;
     char *data_address;                  /* NULL = no fan-out data listeners */
     char *data_advertise_address;        /* NULL = data_address */
+    char *rdma_address;                  /* NULL = no rc (RDMA) listeners */
+    uint64_t rdma_staging_size;          /* registered staging memory per worker's listener */
     uint64_t session_ttl_ms;
     uint64_t fanout_lease_ms;
     uint64_t fanout_client_cap;
@@ -99,6 +101,10 @@ struct gw_config {
     uint16_t data_port;
     char data_adv_host[GW_ADDR_MAX];
     uint16_t data_adv_port;
+    /* rc listeners (rdma-address set): worker w listens on rdma_host:rdma_port + w (port 0:
+     * any free port, tests), advertised as the same address. */
+    char rdma_host[GW_ADDR_MAX];
+    uint16_t rdma_port;
 };
 
 /* The key table ({0}-terminated); also drives the sample and docs/config.md. */
@@ -114,6 +120,8 @@ extern const struct cmn_conf_opt gw_conf_table[];
  *     object is stored whole in one chunk per replica); max-put-size at most
  *     max-object-size;
  *   - inflight-stripes x (ec-data + ec-parity) x chunk-size at most 1GiB;
+ *   - data-address and rdma-address: host:port with room for a port per worker; rdma-address
+ *     names one device's address (clients dial it) and needs a build with RDMA;
  *   - the cluster secret (cmn_conf_load_secret; >= GW_SECRET_MIN bytes).
  * Returns 0, or LODE_ECONFIG (or -errno reading the secret file) with a message naming the
  * key. Safe to call again after changing keys (derived fields are rebuilt). */

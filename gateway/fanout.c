@@ -5,7 +5,8 @@
  * this worker must write itself: the planner's local stripes, and the pieces of every batch
  * that failed. Phases: REMOTE (batches) -> FENCE (a timer, only when some node did not
  * answer) -> LOCAL (gw_objget over each range, each delivered slice pushed on this worker's
- * data listener and handed back to objget when the kernel has it) -> done.
+ * data listener, or RDMA-written through its rc listener, and handed back to objget when
+ * the kernel has it or the client's NIC acknowledged it) -> done.
  */
 #include "gateway/fanout.h"
 
@@ -162,7 +163,7 @@ static void finish(struct gw_fanout *f)
         f->g = NULL;
     }
     if (!f->aborted) {
-        const struct gw_fanout_metrics *m = f->cfg.metrics;
+        const struct gw_fanout_tmetrics *m = f->cfg.metrics;
         if (m && f->status == 0) {
             cmn_counter_add(m->bytes_gateway, f->res.gateway_bytes);
             cmn_counter_add(m->bytes_nodes, f->res.bytes - f->res.gateway_bytes);
@@ -231,7 +232,7 @@ static void on_batch(struct gw_chunk_req *req)
     struct gw_fanout *f = b->f;
     struct fplan *fp = b->fp;
     const struct gw_fo_source *s = &fp->plan.sources[b->src];
-    const struct gw_fanout_metrics *m = f->cfg.metrics;
+    const struct gw_fanout_tmetrics *m = f->cfg.metrics;
     f->batches--;
     fp->busy[b->src] = false;
     if (f->cfg.sched)
@@ -312,8 +313,9 @@ static int send_batch(struct gw_fanout *f, struct fplan *fp, size_t src, size_t 
     q.lease_ms = f->cfg.lease_ms;
     q.n_pieces = n;
     q.pieces = b->ptrs;
-    q.transport = 1;
+    q.transport = f->cfg.transport;
     q.tag = f->cfg.tag;
+    q.rkey = f->cfg.rkey;
     b->req.data = b;
     b->req.cb = on_batch;
     b->sent_ms = cmn_mono_ms();
@@ -401,6 +403,27 @@ static void on_local_pushed(void *data, int status)
     advance(f);
 }
 
+/* One write of the gateway's own share, on this worker's listener of the transport. */
+static int local_write(struct gw_fanout *f, uint64_t addr, const uint8_t *p, size_t n,
+                       struct lpush *lp)
+{
+    if (f->cfg.transport == GW_FANOUT_TCP)
+        return cmn_dp_push(f->cfg.dp, f->sid, f->key, f->cfg.window_base, f->cfg.tag, addr, p,
+                           n, on_local_pushed, lp);
+#ifdef HAVE_RDMA
+    struct cmn_dp_rc_target t = {
+        .access_key = f->key,
+        .window_base = f->cfg.window_base,
+        .window_size = f->cfg.window_size,
+        .rkey = f->cfg.rkey,
+    };
+    memcpy(t.sid, f->sid, sizeof(t.sid));
+    return cmn_dp_rc_write(f->cfg.rc, &t, addr, p, n, on_local_pushed, lp);
+#else
+    return -EPROTONOSUPPORT;
+#endif
+}
+
 static void on_local_data(void *data, const uint8_t *p, size_t len)
 {
     struct gw_fanout *f = data;
@@ -418,8 +441,7 @@ static void on_local_data(void *data, const uint8_t *p, size_t len)
         lp->last = off + n == len;
         lp->slice_len = len;
         uint64_t addr = f->cfg.window_base + r->buf_off + f->pos;
-        int rc = cmn_dp_push(f->cfg.dp, f->sid, f->key, f->cfg.window_base, f->cfg.tag, addr,
-                             p + off, n, on_local_pushed, lp);
+        int rc = local_write(f, addr, p + off, n, lp);
         if (rc != 0) {
             free(lp);
             if (rc == LODE_ENOSESSION)
@@ -517,7 +539,12 @@ static bool node_readable(void *ctx, uint32_t nid)
 {
     struct gw_fanout *f = ctx;
     const struct gw_map_node *n = gw_cluster_map_find(f->map, nid);
-    return n && gw_map_node_readable(n) && n->data_address && n->data_address[0];
+    if (!n || !gw_map_node_readable(n))
+        return false;
+    /* A node without a listener of this transport cannot write: the gateway serves its
+     * stripes. */
+    const char *a = f->cfg.transport == GW_FANOUT_RC ? n->rdma_address : n->data_address;
+    return a && a[0];
 }
 
 /* Plans the part of [first, first + length) that lies in the object bytes [pstart, pstart +
@@ -586,7 +613,10 @@ int gw_fanout_start(const struct gw_fanout_config *cfg, struct gw_fanout **out,
 {
     *out = NULL;
     const Lode__ObjectRecord *rec = cfg->record;
-    if (!cfg->loop || !cfg->pool || !cfg->map || !cfg->dp || !rec || !cfg->sid ||
+    uint32_t transport = cfg->transport ? cfg->transport : GW_FANOUT_TCP;
+    bool have_listener = transport == GW_FANOUT_TCP ? cfg->dp != NULL
+                         : transport == GW_FANOUT_RC ? cfg->rc != NULL : false;
+    if (!cfg->loop || !cfg->pool || !cfg->map || !have_listener || !rec || !cfg->sid ||
         !cfg->access_key || !cfg->on_done)
         return cmn_err_set(err, -EINVAL, "fanout: missing argument");
     if (cfg->first > rec->size || cfg->length > rec->size - cfg->first)
@@ -599,6 +629,7 @@ int gw_fanout_start(const struct gw_fanout_config *cfg, struct gw_fanout **out,
     if (!f)
         return cmn_err_set(err, -ENOMEM, "out of memory");
     f->cfg = *cfg;
+    f->cfg.transport = transport;
     if (!f->cfg.lease_ms)
         f->cfg.lease_ms = GW_FANOUT_LEASE_DEFAULT_MS;
     if (!f->cfg.timeout_ms)
@@ -656,10 +687,29 @@ void gw_fanout_abort(struct gw_fanout *f)
     maybe_free(f);
 }
 
-int gw_fanout_metrics_register(struct cmn_metrics *m, struct gw_fanout_metrics *out)
+const char *gw_fo_transport_name(enum gw_fo_transport t)
 {
-    const char *l = "transport=\"tcp\"";
-    memset(out, 0, sizeof(*out));
+    static const char *const names[GW_FO_TRANSPORTS] = {"tcp", "rc", "dc", "other"};
+    return (unsigned)t < GW_FO_TRANSPORTS ? names[t] : "other";
+}
+
+static int register_transport(struct cmn_metrics *m, enum gw_fo_transport tr,
+                              struct gw_fanout_tmetrics *out)
+{
+    char l[48];
+    snprintf(l, sizeof(l), "transport=\"%s\"", gw_fo_transport_name(tr));
+    for (int i = 0; i < GW_RDMA_REASON_COUNT; i++) {
+        char label[96];
+        snprintf(label, sizeof(label), "%s,reason=\"%s\"", l, gw_rdma_reason_name(i));
+        out->declines[i] = cmn_metrics_counter(m, "lode_gateway_rdma_declines_total", label,
+                                               "x-amz-rdma-token requests not served over a "
+                                               "data transport, by the token's transport and "
+                                               "the reason.");
+        if (!out->declines[i])
+            return -ENOMEM;
+    }
+    if (tr == GW_FO_OTHER)
+        return 0;
     out->requests = cmn_metrics_counter(m, "lode_gateway_fanout_requests_total", l,
                                         "Fan-out GETs served over a data transport.");
     out->bytes_nodes = cmn_metrics_counter(m, "lode_gateway_fanout_node_bytes_total", l,
@@ -671,22 +721,29 @@ int gw_fanout_metrics_register(struct cmn_metrics *m, struct gw_fanout_metrics *
                                              "FANOUT_PUSH batches that failed in part or "
                                              "whole (the gateway served those bytes).");
     out->node_latency = cmn_metrics_histogram(m, "lode_gateway_fanout_node_seconds", l,
-                                              "FANOUT_PUSH time from send to the node's answer.",
-                                              NULL, 0);
+                                              "FANOUT_PUSH time from send to the node's "
+                                              "answer.", NULL, 0);
     out->fallbacks = cmn_metrics_counter(m, "lode_gateway_fanout_fallbacks_total", l,
                                          "Accepted fan-out GETs answered with the object in "
                                          "the body after all (x-amz-rdma-reply 501).");
+    out->puts = cmn_metrics_counter(m, "lode_gateway_rdma_puts_total", l,
+                                    "Staged uploads (PutObject/UploadPart with a token) whose "
+                                    "bytes the gateway reads out of the client's window.");
+    out->put_bytes = cmn_metrics_counter(m, "lode_gateway_rdma_put_bytes_total", l,
+                                         "Bytes staged uploads read out of client windows.");
     if (!out->requests || !out->bytes_nodes || !out->bytes_gateway || !out->node_failures ||
-        !out->node_latency || !out->fallbacks)
+        !out->node_latency || !out->fallbacks || !out->puts || !out->put_bytes)
         return -ENOMEM;
-    for (int i = 0; i < GW_RDMA_REASON_COUNT; i++) {
-        char label[64];
-        snprintf(label, sizeof(label), "reason=\"%s\"", gw_rdma_reason_name(i));
-        out->declines[i] = cmn_metrics_counter(m, "lode_gateway_rdma_declines_total", label,
-                                               "x-amz-rdma-token requests not served over a "
-                                               "data transport, by reason.");
-        if (!out->declines[i])
-            return -ENOMEM;
+    return 0;
+}
+
+int gw_fanout_metrics_register(struct cmn_metrics *m, struct gw_fanout_metrics *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (int t = 0; t < GW_FO_TRANSPORTS; t++) {
+        int rc = register_transport(m, (enum gw_fo_transport)t, &out->t[t]);
+        if (rc)
+            return rc;
     }
     return 0;
 }

@@ -1,7 +1,8 @@
 /* One fan-out GET (docs/fanout.md): the data nodes write the object range straight into the
  * client's window over the client's data sessions, and this gateway worker writes what they
  * could not (stripes with a chunk down or corrupt, pieces a node failed) itself, over the
- * client's session with this worker's data listener.
+ * client's session with this worker's listener of the same transport: tcp (DATA frames on
+ * common/dp_server.h) or rc (RDMA WRITEs with the token's rkey on common/dp_rc.h).
  *
  * Order of events, which is what makes it safe:
  *   1. plan (gateway/fanout_plan.h), part by part, per data node;
@@ -26,6 +27,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "common/dp_rc.h"
 #include "common/dp_server.h"
 #include "common/err.h"
 #include "common/meta_async.h"
@@ -50,7 +52,8 @@
     X(RC, "rc-unavailable")           /* no RDMA device on this gateway/cluster */         \
     X(TCP, "tcp-unavailable")         /* no data listener on this gateway */               \
     X(FOREIGN, "foreign-token")       /* hipObject RC, libfabric ofi1 */                   \
-    X(PUT, "put-unsupported")         /* a PUT token over a transport without staged PUT */
+    X(PUT, "put-unsupported")         /* a PUT token over a transport without staged PUT */ \
+    X(SESSION, "no-session")          /* staged PUT: no rc session with this gateway worker */
 
 enum gw_rdma_reason {
 #define GW_RDMA_REASON_ENUM(e, s) GW_RDMA_REASON_##e,
@@ -61,7 +64,14 @@ enum gw_rdma_reason {
 
 const char *gw_rdma_reason_name(enum gw_rdma_reason r);
 
-struct gw_fanout_metrics {
+/* Metrics are kept per transport (label transport="..."): the token kinds served, and
+ * "other" for declines of every other kind (hipObject, ofi1, malformed, unsigned). */
+enum gw_fo_transport { GW_FO_TCP, GW_FO_RC, GW_FO_DC, GW_FO_OTHER, GW_FO_TRANSPORTS };
+
+/* The label value of a transport: "tcp", "rc", "dc", "other". */
+const char *gw_fo_transport_name(enum gw_fo_transport t);
+
+struct gw_fanout_tmetrics {
     struct cmn_counter *requests;      /* fan-out GETs started */
     struct cmn_counter *bytes_nodes;   /* bytes written by data nodes */
     struct cmn_counter *bytes_gateway; /* bytes written by the gateway (degraded, fallback) */
@@ -69,6 +79,14 @@ struct gw_fanout_metrics {
     struct cmn_histogram *node_latency; /* FANOUT_PUSH send to answer */
     struct cmn_counter *declines[GW_RDMA_REASON_COUNT]; /* tokens not served, by reason */
     struct cmn_counter *fallbacks;     /* accepted fan-outs answered with the body instead */
+    struct cmn_counter *puts;          /* staged (RDMA-READ) uploads started */
+    struct cmn_counter *put_bytes;     /* bytes they read out of client windows */
+};
+
+/* Only declines are registered for GW_FO_OTHER; its other pointers stay NULL (the counter
+ * functions ignore NULL). */
+struct gw_fanout_metrics {
+    struct gw_fanout_tmetrics t[GW_FO_TRANSPORTS];
 };
 
 struct gw_fanout_source {
@@ -87,7 +105,8 @@ struct gw_fanout_result {
  * failed after everything in flight ended: LODE_ENOSESSION (the client has no session
  * with this worker, so what the nodes could not write cannot be delivered), the error of a
  * degraded read (LODE_EUNAVAILABLE: more chunks lost than parity covers), LODE_ECLOSED (the
- * client's session connection went away), -ENOMEM. */
+ * client's session connection went away), rc: LODE_EWINDOW (the client's NIC refused the
+ * window: not registered as the token claims), LODE_ETIMEOUT (the session stalled), -ENOMEM. */
 typedef void (*gw_fanout_done_cb)(void *data, int status, const char *message,
                                   const struct gw_fanout_result *res);
 
@@ -96,21 +115,24 @@ struct gw_fanout_config {
     struct gw_nodepool *pool;          /* borrowed */
     struct cmn_meta_async *meta;       /* corrupt reports of degraded reads; may be NULL */
     struct gw_cluster_map *map;        /* a reference of its own is taken */
-    struct cmn_dp_server *dp;          /* this worker's data listener (borrowed) */
+    uint32_t transport;                /* GW_FANOUT_TCP (also 0) or GW_FANOUT_RC */
+    struct cmn_dp_server *dp;          /* tcp: this worker's data listener (borrowed) */
+    struct cmn_dp_rc *rc;              /* rc: this worker's rc listener (borrowed) */
+    uint32_t rkey;                     /* rc: the token's rkey */
     uint32_t source_id;                /* this worker's source id */
     const Lode__ObjectRecord *record;  /* borrowed until on_done (or abort) */
     uint64_t first, length;            /* the object range; lands at window offset 0 */
     const uint8_t *sid;                /* 16 bytes (copied) */
     const char *access_key;            /* the verified requester (copied) */
     uint64_t window_base, window_size; /* from the token; length <= window_size */
-    uint32_t tag;                      /* the token's request tag (frames carry it) */
+    uint32_t tag;                      /* tcp: the token's request tag (frames carry it) */
     uint32_t lease_ms;                 /* 0 = GW_FANOUT_LEASE_DEFAULT_MS */
     uint32_t timeout_ms;               /* per FANOUT_PUSH; 0 = lease + drain + 2 s */
     uint32_t max_piece;                /* 0 = 1 MiB */
     uint64_t max_batch;                /* bytes per FANOUT_PUSH; 0 = 16 MiB */
     struct gw_fo_sched *sched;         /* the client's in-flight cap; NULL = none */
     uint64_t spread;                   /* replica rotation (a request counter) */
-    const struct gw_fanout_metrics *metrics; /* optional */
+    const struct gw_fanout_tmetrics *metrics; /* the transport's; optional */
     gw_fanout_done_cb on_done;
     void *data;
 };
@@ -127,7 +149,13 @@ int gw_fanout_start(const struct gw_fanout_config *cfg, struct gw_fanout **out,
  * background (the pool must stay open until then, as for gw_objget). */
 void gw_fanout_abort(struct gw_fanout *f);
 
-/* Registers lode_gateway_fanout_* (transport="tcp") in m. Returns 0 or -ENOMEM. */
+/* FANOUT_PUSH transport numbers (node.proto). */
+#define GW_FANOUT_TCP 1
+#define GW_FANOUT_RC 2
+
+/* Registers lode_gateway_fanout_*, lode_gateway_rdma_puts_total, ..._put_bytes_total and
+ * lode_gateway_rdma_declines_total in m, one series per transport (and reason). Returns 0
+ * or -ENOMEM. */
 int gw_fanout_metrics_register(struct cmn_metrics *m, struct gw_fanout_metrics *out);
 
 #endif

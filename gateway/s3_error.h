@@ -80,6 +80,8 @@
       "At least one of the preconditions you specified did not hold.")                     \
     X(RDMA_NOT_SUPPORTED, "RDMANotSupported", 501,                                         \
       "This request cannot be served over RDMA here; send it without x-amz-rdma-token.")   \
+    X(RDMA_TRANSFER_FAILED, "RDMATransferFailed", 500,                                     \
+      "The data could not be moved to or from the client's memory over RDMA.")             \
     X(REQUEST_HEADER_TOO_LARGE, "RequestHeaderSectionTooLarge", 400,                       \
       "Your request header section exceeds the maximum allowed size.")                     \
     X(REQUEST_TIMEOUT, "RequestTimeout", 400,                                              \

@@ -1,4 +1,5 @@
-/* x-amz-rdma-token on the S3 surface and the data session endpoint (see s3_fanout.h). */
+/* x-amz-rdma-token on the S3 surface, the data session endpoint, staged uploads and the
+ * workers' data listeners (see s3_fanout.h). */
 #include "gateway/s3_fanout.h"
 
 #include <errno.h>
@@ -18,10 +19,28 @@
 #define LOG_CTX "s3"
 #define SOURCES_HDR_MAX 8192
 #define FO_HEADERS_MAX 64
+/* Staged uploads: READs in flight per upload, each at most one slot (the rc listener's
+ * staging slot size), so reading runs ahead of the erasure-coded write by a few MiB. */
+#define RCPUT_SLOTS 8
+#define RCPUT_SLOT (1u << 20)
 
-static void count_decline(struct gw_s3_req *r, enum gw_rdma_reason why)
+const struct gw_fanout_tmetrics *gw_s3_fo_metrics(const struct gw_s3_req *r,
+                                                  enum cmn_rdma_kind kind)
 {
     const struct gw_fanout_metrics *m = r->w->ctx->fo_metrics;
+    if (!m)
+        return NULL;
+    switch (kind) {
+    case CMN_RDMA_TCP: return &m->t[GW_FO_TCP];
+    case CMN_RDMA_RC: return &m->t[GW_FO_RC];
+    case CMN_RDMA_DC: return &m->t[GW_FO_DC];
+    default: return &m->t[GW_FO_OTHER];
+    }
+}
+
+static void count_decline(struct gw_s3_req *r, enum cmn_rdma_kind kind, enum gw_rdma_reason why)
+{
+    const struct gw_fanout_tmetrics *m = gw_s3_fo_metrics(r, kind);
     if (m)
         cmn_counter_add(m->declines[why], 1);
 }
@@ -57,7 +76,7 @@ bool gw_s3_rdma_prepare(struct gw_s3_req *r, bool is_get, struct gw_s3_rdma *out
     char red[CMN_RDMA_REDACT_SIZE];
     cmn_rdma_token_redact(h->value.p, h->value.n, red);
     if (!signed_header(r->auth.signed_headers, GW_RDMA_TOKEN_HEADER)) {
-        count_decline(r, GW_RDMA_REASON_UNSIGNED);
+        count_decline(r, CMN_RDMA_NONE, GW_RDMA_REASON_UNSIGNED);
         gw_s3_failf(r, GW_S3_ACCESS_DENIED,
                     "x-amz-rdma-token must be one of the signed headers (SignedHeaders).");
         return false;
@@ -65,7 +84,7 @@ bool gw_s3_rdma_prepare(struct gw_s3_req *r, bool is_get, struct gw_s3_rdma *out
     struct cmn_err err;
     cmn_err_clear(&err);
     if (cmn_rdma_token_parse(h->value.p, h->value.n, &out->tok, &err) != 0) {
-        count_decline(r, GW_RDMA_REASON_MALFORMED);
+        count_decline(r, CMN_RDMA_NONE, GW_RDMA_REASON_MALFORMED);
         LOG_DEBUG(LOG_CTX, "%s: token %s refused: %s", gw_req_id(r->req), red,
                   cmn_err_text(&err));
         struct gw_s3_err e;
@@ -83,7 +102,12 @@ bool gw_s3_rdma_prepare(struct gw_s3_req *r, bool is_get, struct gw_s3_rdma *out
             out->d = GW_RDMA_SERVE;
         break;
     case CMN_RDMA_RC:
-        decline(out, GW_RDMA_REASON_RC);
+        /* GETs and staged uploads alike need this worker's rc listener (an upload's
+         * session check comes next, gw_s3_rdma_put_ready). */
+        if (!r->w->rc)
+            decline(out, GW_RDMA_REASON_RC);
+        else
+            out->d = GW_RDMA_SERVE;
         break;
     case CMN_RDMA_DC:
         decline(out, GW_RDMA_REASON_DC);
@@ -93,7 +117,7 @@ bool gw_s3_rdma_prepare(struct gw_s3_req *r, bool is_get, struct gw_s3_rdma *out
         break;
     }
     if (out->d == GW_RDMA_DECLINE)
-        count_decline(r, out->reason);
+        count_decline(r, out->tok.kind, out->reason);
     LOG_DEBUG(LOG_CTX, "%s: token %s (%s): %s", gw_req_id(r->req), red,
               cmn_rdma_kind_name(out->tok.kind),
               out->d == GW_RDMA_SERVE ? "served" : gw_rdma_reason_name(out->reason));
@@ -169,6 +193,8 @@ static struct gw_fo_sched *client_sched(struct gw_fo_clients *t, const uint8_t s
 struct fo_get {
     struct gw_s3_req *r;
     struct gw_fanout *f;
+    bool rc;                           /* the rc transport (else tcp) */
+    const struct gw_fanout_tmetrics *m;
     const Lode__ObjectRecord *rec;
     uint64_t first, len;
     int status;
@@ -216,9 +242,8 @@ static int copy_headers(struct fo_get *g, const struct gw_header *h, size_t n)
 static void fo_fallback(struct fo_get *g)
 {
     struct gw_s3_req *r = g->r;
-    const struct gw_fanout_metrics *m = r->w->ctx->fo_metrics;
-    if (m)
-        cmn_counter_add(m->fallbacks, 1);
+    if (g->m)
+        cmn_counter_add(g->m->fallbacks, 1);
     struct gw_header h[FO_HEADERS_MAX + 4];
     size_t n = g->n;
     memcpy(h, g->h, n * sizeof(*h));
@@ -236,9 +261,14 @@ static void fo_done(void *data, int status, const char *message,
     struct fo_get *g = data;
     struct gw_s3_req *r = g->r;
     g->f = NULL; /* it frees itself once this returns */
-    if (status == LODE_ENOSESSION || status == LODE_ECLOSED || status == -ENOMEM) {
-        /* Nothing is in flight any more (the fan-out waited): the body is safe to send and
-         * the client, seeing 501, reads it instead of its window. */
+    /* rc: the client's NIC refusing the window (it is not registered as the token says) or
+     * a stalled session closed it; the body still reaches the client. */
+    bool rc_session_gone = g->rc && (status == LODE_EWINDOW || status == LODE_ETIMEOUT);
+    if (status == LODE_ENOSESSION || status == LODE_ECLOSED || status == -ENOMEM ||
+        rc_session_gone) {
+        /* Nothing is in flight any more (the fan-out waited for every node's answer, or
+         * for its lease and drain): the body is safe to send and the client, seeing 501,
+         * fences its window and reads the body instead. */
         LOG_INFO(LOG_CTX, "%s GetObject /%s/%s: fan-out not completed (%s); the object goes in "
                  "the body", gw_req_id(r->req), r->route.bucket, r->route.key, message);
         fo_fallback(g);
@@ -285,6 +315,8 @@ void gw_s3_rdma_get(struct gw_s3_req *r, const struct gw_s3_rdma *rd,
         return;
     }
     g->r = r;
+    g->rc = rd->tok.kind == CMN_RDMA_RC;
+    g->m = gw_s3_fo_metrics(r, rd->tok.kind);
     g->rec = rec;
     g->first = first;
     g->len = len;
@@ -296,25 +328,29 @@ void gw_s3_rdma_get(struct gw_s3_req *r, const struct gw_s3_rdma *rd,
         gw_s3_failf(r, GW_S3_SERVICE_UNAVAILABLE, "The cluster map is not known yet.");
         return;
     }
+    const uint8_t *sid = g->rc ? rd->tok.u.rc.sid : rd->tok.u.tcp.sid;
     struct gw_fanout_config fc = {
         .loop = w->loop,
         .pool = w->pool,
         .meta = w->meta,
         .map = map,
+        .transport = g->rc ? GW_FANOUT_RC : GW_FANOUT_TCP,
         .dp = w->dp,
+        .rc = w->rc,
+        .rkey = g->rc ? rd->tok.u.rc.rkey : 0,
         .source_id = w->source_id,
         .record = rec,
         .first = first,
         .length = len,
-        .sid = rd->tok.u.tcp.sid,
+        .sid = sid,
         .access_key = r->auth.access_key,
         .window_base = rd->tok.base,
         .window_size = rd->tok.size,
-        .tag = rd->tok.u.tcp.tag,
+        .tag = g->rc ? 0 : rd->tok.u.tcp.tag,
         .lease_ms = (uint32_t)ctx->cfg->fanout_lease_ms,
-        .sched = client_sched(w->fo_clients, rd->tok.u.tcp.sid, uv_now(w->loop)),
+        .sched = client_sched(w->fo_clients, sid, uv_now(w->loop)),
         .spread = ++w->fo_spread,
-        .metrics = ctx->fo_metrics,
+        .metrics = g->m,
         .on_done = fo_done,
         .data = g,
     };
@@ -334,9 +370,10 @@ void gw_s3_lode_session(struct gw_s3_req *r)
 {
     struct gw_s3_ctx *ctx = r->w->ctx;
     const struct gw_config *cfg = ctx->cfg;
-    if (!ctx->n_data_addrs) {
+    if (!ctx->n_data_addrs && !ctx->n_rc_addrs) {
         gw_s3_failf(r, GW_S3_NOT_IMPLEMENTED,
-                    "Fan-out reads are not enabled on this gateway (data-address is not set).");
+                    "Fan-out reads are not enabled on this gateway (neither data-address nor "
+                    "rdma-address is set).");
         return;
     }
     struct cmn_dp_cred cred;
@@ -376,24 +413,36 @@ void gw_s3_lode_session(struct gw_s3_req *r)
     struct gw_cluster_map *map = gw_cluster_map_get(ctx->cluster);
     for (size_t i = 0; map && i < map->n_nodes; i++) {
         const struct gw_map_node *nd = &map->nodes[i];
-        if (!nd->data_address || !nd->data_address[0] || !gw_map_node_readable(nd))
+        bool tcp = nd->data_address && nd->data_address[0];
+        bool rc = nd->rdma_address && nd->rdma_address[0];
+        if (!(tcp || rc) || !gw_map_node_readable(nd))
             continue;
         gw_xml_w_open(&xw, "Source");
         gw_xml_w_elem_u64(&xw, "Id", nd->nid);
-        gw_xml_w_elem_cstr(&xw, "Tcp", nd->data_address);
+        if (tcp)
+            gw_xml_w_elem_cstr(&xw, "Tcp", nd->data_address);
+        if (rc)
+            gw_xml_w_elem_cstr(&xw, "Rc", nd->rdma_address);
         gw_xml_w_close(&xw);
     }
     gw_cluster_map_put(map);
-    for (unsigned i = 0; i < ctx->n_data_addrs; i++) {
-        char addr[GW_ADDR_MAX];
+    unsigned workers = ctx->n_data_addrs > ctx->n_rc_addrs ? ctx->n_data_addrs : ctx->n_rc_addrs;
+    for (unsigned i = 0; i < workers; i++) {
+        char tcp[GW_ADDR_MAX] = "", rc[GW_ADDR_MAX] = "";
         pthread_mutex_lock(&ctx->data_lock);
-        snprintf(addr, sizeof(addr), "%s", ctx->data_addrs[i]);
+        if (i < ctx->n_data_addrs)
+            snprintf(tcp, sizeof(tcp), "%s", ctx->data_addrs[i]);
+        if (i < ctx->n_rc_addrs)
+            snprintf(rc, sizeof(rc), "%s", ctx->rc_addrs[i]);
         pthread_mutex_unlock(&ctx->data_lock);
-        if (!addr[0])
-            continue; /* that worker has not started its listener */
+        if (!tcp[0] && !rc[0])
+            continue; /* that worker has not started its listeners */
         gw_xml_w_open(&xw, "Source");
         gw_xml_w_elem_u64(&xw, "Id", GW_SOURCE_GATEWAY | i);
-        gw_xml_w_elem_cstr(&xw, "Tcp", addr);
+        if (tcp[0])
+            gw_xml_w_elem_cstr(&xw, "Tcp", tcp);
+        if (rc[0])
+            gw_xml_w_elem_cstr(&xw, "Rc", rc);
         gw_xml_w_close(&xw);
     }
     gw_xml_w_close(&xw);
@@ -401,3 +450,278 @@ void gw_s3_lode_session(struct gw_s3_req *r)
     explicit_bzero(mac, sizeof(mac));
     gw_s3_respond_xml(r, 200, &xw, NULL, 0);
 }
+
+/* ---- staged uploads: RDMA READs feeding the upload's body pipe ------------------------- */
+
+struct rcput_slot {
+    struct gw_rc_put *p;
+    uint8_t *buf;                      /* RCPUT_SLOT bytes (or the object, when smaller) */
+    uint64_t off;                      /* object offset of its bytes */
+    size_t len, fed;
+    enum { SLOT_FREE, SLOT_READING, SLOT_READY } state;
+};
+
+struct gw_rc_put {
+    struct gw_s3_req *r;               /* NULL once detached */
+    struct cmn_dp_rc *rc;
+    struct cmn_dp_rc_target t;
+    char key[CMN_DP_ACCESS_KEY_MAX + 1];
+    const struct gw_fanout_tmetrics *m;
+    uint64_t size;                     /* the object: the token's window */
+    uint64_t next_read, next_feed;     /* object offsets */
+    struct rcput_slot slots[RCPUT_SLOTS];
+    unsigned reads;                    /* READs in flight */
+    unsigned depth;                    /* inside one of our functions */
+    bool failed, ended;
+};
+
+static void rcput_maybe_free(struct gw_rc_put *p)
+{
+    if (p->r || p->reads || p->depth)
+        return;
+    for (unsigned i = 0; i < RCPUT_SLOTS; i++)
+        free(p->slots[i].buf);
+    explicit_bzero(p, sizeof(*p));
+    free(p);
+}
+
+/* Ends the body with the failure (once): the upload fails with 500 and commits nothing. */
+static void rcput_fail(struct gw_rc_put *p, int status)
+{
+    if (p->failed)
+        return;
+    p->failed = true;
+    if (!p->r || p->ended)
+        return;
+    p->ended = true;
+    char msg[200];
+    snprintf(msg, sizeof(msg), "Reading the upload out of the client's memory over RDMA "
+             "failed after %" PRIu64 " of %" PRIu64 " bytes: %s; nothing was stored.",
+             p->next_feed, p->size, lode_strerror(status));
+    LOG_INFO(LOG_CTX, "%s %s /%s/%s: %s", gw_req_id(p->r->req),
+             gw_s3_op_name(p->r->route.op), p->r->route.bucket, p->r->route.key, msg);
+    gw_s3_body_feed_end(p->r, GW_S3_RDMA_TRANSFER_FAILED, msg);
+}
+
+static void rcput_pump(struct gw_rc_put *p);
+
+static void rcput_on_read(void *data, int status)
+{
+    struct rcput_slot *sl = data;
+    struct gw_rc_put *p = sl->p;
+    p->reads--;
+    if (status == 0 && p->r && !p->failed) {
+        sl->state = SLOT_READY;
+    } else {
+        sl->state = SLOT_FREE;
+        if (status != 0 && p->r) {
+            p->depth++;
+            rcput_fail(p, status);
+            p->depth--;
+        }
+    }
+    rcput_pump(p);
+}
+
+/* Delivers the bytes that are next in order, then starts READs into the free slots. */
+static void rcput_pump(struct gw_rc_put *p)
+{
+    /* A request that already answered (the pipeline failed it) needs no more bytes. */
+    if (!p->r || p->failed || p->ended || p->r->ended) {
+        rcput_maybe_free(p);
+        return;
+    }
+    p->depth++;
+    for (;;) {
+        struct rcput_slot *sl = NULL;
+        for (unsigned i = 0; i < RCPUT_SLOTS && !sl; i++)
+            if (p->slots[i].state == SLOT_READY && p->slots[i].off == p->next_feed)
+                sl = &p->slots[i];
+        if (!sl)
+            break;
+        size_t t = gw_s3_body_feed(p->r, sl->buf + sl->fed, sl->len - sl->fed);
+        if (!p->r || p->ended || p->failed || p->r->ended)
+            goto out; /* the request failed or went away meanwhile */
+        sl->fed += t;
+        if (sl->fed < sl->len)
+            goto out; /* the consumer is full: gw_s3_body_resume brings us back */
+        p->next_feed += sl->len;
+        sl->state = SLOT_FREE;
+    }
+    if (p->next_feed == p->size) {
+        p->ended = true;
+        if (p->m)
+            cmn_counter_add(p->m->put_bytes, p->size);
+        gw_s3_body_feed_end(p->r, GW_S3_OK, NULL);
+        goto out;
+    }
+    for (unsigned i = 0; i < RCPUT_SLOTS && p->next_read < p->size; i++) {
+        struct rcput_slot *sl = &p->slots[i];
+        if (sl->state != SLOT_FREE)
+            continue;
+        uint64_t left = p->size - p->next_read;
+        size_t cap = p->size < RCPUT_SLOT ? (size_t)p->size : RCPUT_SLOT;
+        if (!sl->buf && !(sl->buf = malloc(cap))) {
+            if (p->reads == 0)
+                rcput_fail(p, -ENOMEM); /* else one completes and we come back */
+            break;
+        }
+        sl->off = p->next_read;
+        sl->len = left < cap ? (size_t)left : cap;
+        sl->fed = 0;
+        sl->state = SLOT_READING;
+        int rc = cmn_dp_rc_read(p->rc, &p->t, p->t.window_base + sl->off, sl->buf, sl->len,
+                                rcput_on_read, sl);
+        if (rc != 0) {
+            sl->state = SLOT_FREE;
+            rcput_fail(p, rc);
+            break;
+        }
+        p->reads++;
+        p->next_read += sl->len;
+    }
+out:
+    p->depth--;
+    rcput_maybe_free(p);
+}
+
+static void rcput_resume(void *data)
+{
+    rcput_pump(data);
+}
+
+bool gw_s3_rdma_put_ready(struct gw_s3_req *r, struct gw_s3_rdma *rd)
+{
+    if (r->w->rc && cmn_dp_rc_has_session(r->w->rc, rd->tok.u.rc.sid, r->auth.access_key))
+        return true;
+    /* The PUT went to a worker the client has no rc connection with (or its session
+     * dropped): decline before anything moves, so the client sends the bytes in a body. */
+    rd->d = GW_RDMA_DECLINE;
+    rd->reason = GW_RDMA_REASON_SESSION;
+    count_decline(r, rd->tok.kind, rd->reason);
+    gw_s3_rdma_decline_put(r, rd);
+    return false;
+}
+
+bool gw_s3_rdma_put_start(struct gw_s3_req *r, const struct gw_s3_rdma *rd,
+                          gw_s3_data_cb on_data, gw_s3_end_cb on_end, struct gw_rc_put **out)
+{
+    *out = NULL;
+    struct gw_rc_put *p = calloc(1, sizeof(*p));
+    if (!p) {
+        gw_s3_failf(r, GW_S3_INTERNAL_ERROR, NULL);
+        return false;
+    }
+    p->r = r;
+    p->rc = r->w->rc;
+    p->m = gw_s3_fo_metrics(r, rd->tok.kind);
+    p->size = rd->tok.size;
+    snprintf(p->key, sizeof(p->key), "%s", r->auth.access_key);
+    memcpy(p->t.sid, rd->tok.u.rc.sid, sizeof(p->t.sid));
+    p->t.access_key = p->key;
+    p->t.window_base = rd->tok.base;
+    p->t.window_size = rd->tok.size;
+    p->t.rkey = rd->tok.u.rc.rkey;
+    for (unsigned i = 0; i < RCPUT_SLOTS; i++)
+        p->slots[i].p = p;
+    if (!gw_s3_body_start_external(r, on_data, on_end, rcput_resume, p)) {
+        p->r = NULL;
+        rcput_maybe_free(p);
+        return false;
+    }
+    *out = p;
+    if (p->m)
+        cmn_counter_add(p->m->puts, 1);
+    rcput_pump(p);
+    return true;
+}
+
+void gw_s3_rdma_put_detach(struct gw_rc_put *p)
+{
+    if (!p)
+        return;
+    p->r = NULL;
+    rcput_maybe_free(p);
+}
+
+/* ---- the worker's data listeners ------------------------------------------------------- */
+
+/* Clients' tcp data sessions with this worker connect here, and the fan-out writes what
+ * it serves itself through it (gateway/fanout.h). */
+int gw_s3_worker_start_data(struct gw_s3_worker *w)
+{
+    struct gw_s3_ctx *ctx = w->ctx;
+    const struct gw_config *cfg = ctx->cfg;
+    struct cmn_err err;
+    cmn_err_clear(&err);
+    w->source_id = GW_SOURCE_GATEWAY | w->index;
+    struct cmn_dp_server_config dc = {
+        .secret = cfg->secret,
+        .secret_len = cfg->secret_len,
+        .source_id = w->source_id,
+    };
+    int rc = cmn_dp_server_create(w->loop, &dc, &w->dp);
+    if (rc)
+        return rc;
+    char addr[GW_ADDR_MAX + 8];
+    snprintf(addr, sizeof(addr), "%s:%u", cfg->data_host,
+             cfg->data_port ? (unsigned)cfg->data_port + w->index : 0u);
+    if ((rc = cmn_dp_server_listen(w->dp, addr, &err))) {
+        LOG_ERROR(LOG_CTX, "worker %u: data listener on %s: %s (choose another data-address)",
+                  w->index, addr, cmn_err_text(&err));
+        return rc;
+    }
+    if (!cfg->data_adv_port) {
+        pthread_mutex_lock(&ctx->data_lock);
+        snprintf(ctx->data_addrs[w->index], sizeof(ctx->data_addrs[w->index]), "%s:%d",
+                 cfg->data_adv_host, cmn_dp_server_port(w->dp));
+        pthread_mutex_unlock(&ctx->data_lock);
+    }
+    if (!w->fo_clients && !(w->fo_clients = gw_fo_clients_new(cfg->fanout_client_cap)))
+        return -ENOMEM;
+    LOG_DEBUG(LOG_CTX, "worker %u: data listener on %s", w->index, addr);
+    return 0;
+}
+
+/* Clients' queue pairs with this worker connect here; the fan-out RDMA-WRITEs what it
+ * serves itself through it, and staged uploads RDMA-READ. */
+int gw_s3_worker_start_rc(struct gw_s3_worker *w)
+{
+#ifdef HAVE_RDMA
+    struct gw_s3_ctx *ctx = w->ctx;
+    const struct gw_config *cfg = ctx->cfg;
+    struct cmn_err err;
+    cmn_err_clear(&err);
+    w->source_id = GW_SOURCE_GATEWAY | w->index;
+    struct cmn_dp_rc_config rcfg = {
+        .host = cfg->rdma_host,
+        .port = cfg->rdma_port ? (uint16_t)(cfg->rdma_port + w->index) : 0,
+        .source_id = w->source_id,
+        .secret = cfg->secret,
+        .secret_len = cfg->secret_len,
+        .staging_bytes = (size_t)cfg->rdma_staging_size,
+    };
+    int rc = cmn_dp_rc_create(w->loop, &rcfg, &w->rc, &err);
+    if (rc) {
+        w->rc = NULL;
+        LOG_ERROR(LOG_CTX, "worker %u: rc listener on %s:%u: %s", w->index, rcfg.host,
+                  (unsigned)rcfg.port, cmn_err_text(&err));
+        return rc;
+    }
+    if (!cfg->rdma_port) {
+        pthread_mutex_lock(&ctx->data_lock);
+        snprintf(ctx->rc_addrs[w->index], sizeof(ctx->rc_addrs[w->index]), "%s:%u",
+                 cfg->rdma_host, (unsigned)cmn_dp_rc_port(w->rc));
+        pthread_mutex_unlock(&ctx->data_lock);
+    }
+    if (!w->fo_clients && !(w->fo_clients = gw_fo_clients_new(cfg->fanout_client_cap)))
+        return -ENOMEM;
+    LOG_DEBUG(LOG_CTX, "worker %u: rc listener on %s:%u", w->index, rcfg.host,
+              (unsigned)cmn_dp_rc_port(w->rc));
+    return 0;
+#else
+    (void)w;
+    return LODE_ECONFIG; /* gw_config_finish refuses rdma-address in such a build */
+#endif
+}
+

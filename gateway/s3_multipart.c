@@ -817,6 +817,10 @@ void gw_s3_multipart_op(struct gw_s3_req *r)
         struct gw_s3_rdma rd;
         if (!gw_s3_rdma_prepare(r, false, &rd))
             return;
+        if (rd.d == GW_RDMA_SERVE) {
+            gw_s3_upload_part_rdma(r, &rd); /* a staged upload */
+            return;
+        }
         if (rd.d != GW_RDMA_NONE) {
             gw_s3_rdma_decline_put(r, &rd); /* before anything is read or stored */
             return;

@@ -315,7 +315,7 @@ static bool rdma_fit(struct gw_s3_req *r, struct read_state *rs, uint64_t base, 
     struct cmn_err err;
     cmn_err_clear(&err);
     if (cmn_rdma_window_fit(&rs->rdma.tok, want, ranged, &transfer, &err) != 0) {
-        const struct gw_fanout_metrics *m = r->w->ctx->fo_metrics;
+        const struct gw_fanout_tmetrics *m = gw_s3_fo_metrics(r, rs->rdma.tok.kind);
         if (m)
             cmn_counter_add(m->declines[GW_RDMA_REASON_WINDOW], 1);
         gw_s3_failf(r, GW_S3_INVALID_REQUEST,
@@ -634,6 +634,10 @@ void gw_s3_object_op(struct gw_s3_req *r)
         struct gw_s3_rdma rd;
         if (!gw_s3_rdma_prepare(r, false, &rd))
             return;
+        if (rd.d == GW_RDMA_SERVE) {
+            gw_s3_put_object_rdma(r, &rd); /* a staged upload */
+            return;
+        }
         if (rd.d != GW_RDMA_NONE) {
             gw_s3_rdma_decline_put(r, &rd); /* before anything is read or stored */
             return;

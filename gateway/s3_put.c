@@ -1,7 +1,9 @@
 /* Writes: PutObject and UploadPart (the request body through checksums into an objput,
  * then the record to meta), CopyObject and UploadPartCopy (the source through objget into
  * an objput). Nothing becomes visible before meta has the record; every failure before that
- * closes the objput, which queues its chunks for collection. */
+ * closes the objput, which queues its chunks for collection. A staged upload (an rc1 token,
+ * gateway/s3_fanout.h) runs the same pipeline with RDMA READs of the client's window in
+ * place of the request body. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include "gateway/etag.h"
 #include "gateway/objget.h"
 #include "gateway/objput.h"
+#include "gateway/s3_fanout.h"
 #include "gateway/s3_request.h"
 #include "gateway/s3_xml.h"
 #include "lode/errno.h"
@@ -36,6 +39,10 @@ struct put_state {
     struct gw_cksum_value cval;      /* the x-amz-checksum stored with the object or part */
     bool has_cval;
     Lode__UploadRecord *upload;      /* UploadPart */
+    /* A staged upload: the token, and the reader of the client's window once started. */
+    bool rdma;
+    struct gw_s3_rdma rd;
+    struct gw_rc_put *rcput;
     /* CopyObject / UploadPartCopy: the source, read through objget into the put. */
     bool copy;
     Lode__ObjectRecord *src;
@@ -53,6 +60,7 @@ static void put_state_free(struct gw_s3_req *r)
     if (!ps)
         return;
     /* After a delivered layout this only frees; otherwise the chunks go to the collector. */
+    gw_s3_rdma_put_detach(ps->rcput);
     gw_objget_close(ps->get);
     gw_objput_close(ps->put);
     gw_layout_free(ps->layout);
@@ -98,7 +106,7 @@ static void put_ready(void *data)
     if (ps->copy)
         copy_pump(r);
     else
-        gw_s3_body_resume(r);
+        gw_s3_body_resume(r); /* the connection, or the staged upload's reader */
 }
 
 static void put_committed(struct gw_s3_req *r, const struct cmn_rpc_result *res)
@@ -145,6 +153,8 @@ static void put_committed(struct gw_s3_req *r, const struct cmn_rpc_result *res)
     struct gw_header h[4];
     size_t n = 0;
     h[n++] = (struct gw_header){GW_STR("ETag"), {etag, strlen(etag)}};
+    if (ps->rdma)
+        h[n++] = (struct gw_header){GW_STR("x-amz-rdma-reply"), GW_STR("200")};
     if (ps->has_cval) {
         const char *hn = gw_cksum_alg_header(ps->cval.alg);
         h[n++] = (struct gw_header){{hn, strlen(hn)}, {ps->cval.text, strlen(ps->cval.text)}};
@@ -363,6 +373,8 @@ static void put_begin(struct gw_s3_req *r)
     ps->cks_on = true;
     if (ps->copy)
         copy_begin(r);
+    else if (ps->rdma)
+        gw_s3_rdma_put_start(r, &ps->rd, put_data, put_end, &ps->rcput);
     else
         gw_s3_body_start(r, put_data, put_end);
 }
@@ -421,8 +433,9 @@ static void upload_checked(struct gw_s3_req *r, const struct cmn_rpc_result *res
     put_begin(r);
 }
 
-/* PutObject and UploadPart: what the headers say, before any body byte. */
-static void put_start(struct gw_s3_req *r, bool part)
+/* PutObject and UploadPart: what the headers say, before any body byte. rd: a staged
+ * upload's served rc1 token, or NULL. */
+static void put_start(struct gw_s3_req *r, bool part, const struct gw_s3_rdma *rd)
 {
     const struct gw_config *cfg = r->w->ctx->cfg;
     const char *msg = NULL;
@@ -438,6 +451,20 @@ static void put_start(struct gw_s3_req *r, bool part)
     r->op_cancel = put_cancel;
     ps->part = part;
     int64_t len = gw_s3_body_length(r);
+    if (rd) {
+        /* The object is the token's window (rdma-s3-wire.md 2.4); the body is empty. */
+        ps->rdma = true;
+        ps->rd = *rd;
+        if (gw_sigv4_payload_is_streaming(r->auth.payload) || len != 0) {
+            gw_s3_failf(r, GW_S3_INVALID_REQUEST,
+                        "An upload with an rc1 x-amz-rdma-token carries its bytes in the "
+                        "client's window: the request body must be empty (Content-Length: 0).");
+            return;
+        }
+        if (!gw_s3_rdma_put_ready(r, &ps->rd))
+            return;
+        len = (int64_t)(rd->tok.size > INT64_MAX ? INT64_MAX : rd->tok.size);
+    }
     if (len < 0) {
         gw_s3_failf(r, GW_S3_MISSING_CONTENT_LENGTH, NULL);
         return;
@@ -520,7 +547,17 @@ static void put_start(struct gw_s3_req *r, bool part)
 
 void gw_s3_put_object(struct gw_s3_req *r)
 {
-    put_start(r, false);
+    put_start(r, false, NULL);
+}
+
+void gw_s3_put_object_rdma(struct gw_s3_req *r, const struct gw_s3_rdma *rd)
+{
+    put_start(r, false, rd);
+}
+
+void gw_s3_upload_part_rdma(struct gw_s3_req *r, const struct gw_s3_rdma *rd)
+{
+    put_start(r, true, rd);
 }
 
 /* ---- CopyObject and UploadPartCopy: the source through objget into an objput ---- */
@@ -753,7 +790,7 @@ void gw_s3_upload_part(struct gw_s3_req *r)
     if (r->route.op == GW_OP_UPLOAD_PART_COPY)
         copy_start(r, true);
     else
-        put_start(r, true);
+        put_start(r, true, NULL);
 }
 
 void gw_s3_copy_object(struct gw_s3_req *r)

@@ -11,6 +11,7 @@
 #include "common/metrics.h"
 #include "common/rpc_methods.h"
 #include "gateway/gc.h"
+#include "gateway/s3_fanout.h"
 #include "gateway/s3_request.h"
 #include "gateway/s3_xml.h"
 #include "lode/errno.h"
@@ -37,6 +38,10 @@ void gw_s3_ctx_init(struct gw_s3_ctx *ctx, const struct gw_config *cfg,
     for (unsigned i = 0; i < ctx->n_data_addrs && cfg->data_adv_port; i++)
         snprintf(ctx->data_addrs[i], sizeof(ctx->data_addrs[i]), "%s:%u", cfg->data_adv_host,
                  (unsigned)cfg->data_adv_port + i);
+    ctx->n_rc_addrs = cfg->rdma_address ? cfg->n_workers : 0;
+    for (unsigned i = 0; i < ctx->n_rc_addrs && cfg->rdma_port; i++)
+        snprintf(ctx->rc_addrs[i], sizeof(ctx->rc_addrs[i]), "%s:%u", cfg->rdma_host,
+                 (unsigned)cfg->rdma_port + i);
 }
 
 int gw_s3_metrics_register(struct cmn_metrics *m, struct gw_s3_metrics *out)
@@ -53,43 +58,6 @@ int gw_s3_metrics_register(struct cmn_metrics *m, struct gw_s3_metrics *out)
     if (rc)
         return rc;
     return gw_gc_metrics_register(m, &out->gc);
-}
-
-/* The worker's fan-out data listener: clients' data sessions with this worker connect here,
- * and the fan-out writes what it serves itself through it (gateway/fanout.h). */
-static int start_data(struct gw_s3_worker *w, const struct gw_config *cfg)
-{
-    struct gw_s3_ctx *ctx = w->ctx;
-    struct cmn_err err;
-    cmn_err_clear(&err);
-    w->source_id = GW_SOURCE_GATEWAY | w->index;
-    struct cmn_dp_server_config dc = {
-        .secret = cfg->secret,
-        .secret_len = cfg->secret_len,
-        .source_id = w->source_id,
-    };
-    int rc = cmn_dp_server_create(w->loop, &dc, &w->dp);
-    if (rc)
-        return rc;
-    char addr[GW_ADDR_MAX + 8];
-    snprintf(addr, sizeof(addr), "%s:%u", cfg->data_host,
-             cfg->data_port ? (unsigned)cfg->data_port + w->index : 0u);
-    if ((rc = cmn_dp_server_listen(w->dp, addr, &err))) {
-        LOG_ERROR(LOG_CTX, "worker %u: data listener on %s: %s (choose another data-address)",
-                  w->index, addr, cmn_err_text(&err));
-        return rc;
-    }
-    if (!cfg->data_adv_port) {
-        pthread_mutex_lock(&ctx->data_lock);
-        snprintf(ctx->data_addrs[w->index], sizeof(ctx->data_addrs[w->index]), "%s:%d",
-                 cfg->data_adv_host, cmn_dp_server_port(w->dp));
-        pthread_mutex_unlock(&ctx->data_lock);
-    }
-    w->fo_clients = gw_fo_clients_new(cfg->fanout_client_cap);
-    if (!w->fo_clients)
-        return -ENOMEM;
-    LOG_DEBUG(LOG_CTX, "worker %u: data listener on %s", w->index, addr);
-    return 0;
 }
 
 static int worker_start(void *data, unsigned index, uv_loop_t *loop, void **out)
@@ -127,7 +95,9 @@ static int worker_start(void *data, unsigned index, uv_loop_t *loop, void **out)
         if ((rc = gw_bcache_create(&bc, &w->buckets)))
             goto fail;
     }
-    if (cfg->data_address && (rc = start_data(w, cfg)))
+    if (cfg->data_address && (rc = gw_s3_worker_start_data(w)))
+        goto fail;
+    if (cfg->rdma_address && (rc = gw_s3_worker_start_rc(w)))
         goto fail;
     if (index == 0 && ctx->run_refresher) {
         if ((rc = gw_cluster_start(ctx->cluster, loop, w->meta)))
@@ -162,6 +132,10 @@ fail:
         gw_nodepool_close(w->pool, NULL, NULL);
     if (w->dp)
         cmn_dp_server_close(w->dp, NULL, NULL);
+#ifdef HAVE_RDMA
+    if (w->rc)
+        cmn_dp_rc_close(w->rc, NULL, NULL);
+#endif
     gw_fo_clients_free(w->fo_clients);
     cmn_meta_async_close(w->meta, NULL, NULL);
     gw_bcache_destroy(w->buckets);
@@ -172,7 +146,7 @@ fail:
 static void worker_closed(void *data)
 {
     struct gw_s3_worker *w = data;
-    /* Five closes were started; the last one frees. */
+    /* Six closes were started; the last one frees. */
     if (--w->index == 0) {
         gw_bcache_destroy(w->buckets);
         gw_fo_clients_free(w->fo_clients);
@@ -186,11 +160,19 @@ static void worker_stop(void *data, unsigned index, void *worker_data)
     (void)data;
     (void)index;
     /* index is reused as the count of closes still to complete. */
-    w->index = 5;
+    w->index = 6;
     if (w->dp)
         cmn_dp_server_close(w->dp, worker_closed, w);
     else
         w->index--;
+#ifdef HAVE_RDMA
+    if (w->rc)
+        cmn_dp_rc_close(w->rc, worker_closed, w);
+    else
+        w->index--;
+#else
+    w->index--;
+#endif
     if (w->gc)
         gw_gc_close(w->gc, worker_closed, w);
     else
@@ -568,8 +550,73 @@ bool gw_s3_body_start(struct gw_s3_req *r, gw_s3_data_cb on_data, gw_s3_end_cb o
 
 void gw_s3_body_resume(struct gw_s3_req *r)
 {
+    if (r->body_ext_resume) {
+        if (!r->body_ended && !r->ended)
+            r->body_ext_resume(r->body_ext_data);
+        return;
+    }
     if (!r->body_ended && gw_req_body_resume(r->req) != 0 && !r->cancelled)
         gw_s3_end(r, true);
+}
+
+static size_t give(struct gw_s3_req *r, const uint8_t *p, size_t n);
+
+bool gw_s3_body_start_external(struct gw_s3_req *r, gw_s3_data_cb on_data, gw_s3_end_cb on_end,
+                               void (*resume)(void *data), void *data)
+{
+    /* The digest a signed payload must carry when the body is empty: SHA-256 of nothing
+     * (hashlib.sha256(b"").hexdigest() = e3b0c442...7852b855). */
+    static const uint8_t empty_sha256[32] = {
+        0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8,
+        0x99, 0x6f, 0xb9, 0x24, 0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c,
+        0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55,
+    };
+    if (gw_sigv4_payload_is_streaming(r->auth.payload) || !r->http->has_content_length ||
+        r->http->content_length != 0) {
+        gw_s3_failf(r, GW_S3_INVALID_REQUEST,
+                    "An upload whose bytes come over RDMA has no request body: send "
+                    "Content-Length: 0 and no aws-chunked encoding.");
+        return false;
+    }
+    if (r->auth.payload == GW_SIGV4_PAYLOAD_SHA256 &&
+        memcmp(r->auth.payload_sha256, empty_sha256, sizeof(empty_sha256)) != 0) {
+        gw_s3_failf(r, GW_S3_CONTENT_SHA256_MISMATCH,
+                    "x-amz-content-sha256 covers the (empty) request body of an RDMA upload: "
+                    "send UNSIGNED-PAYLOAD or the digest of nothing.");
+        return false;
+    }
+    r->on_data = on_data;
+    r->on_end = on_end;
+    gw_s3_err_clear(&r->body_err);
+    r->body_ext_resume = resume;
+    r->body_ext_data = data;
+    r->body_started = true;
+    /* Consumes the empty body (its end is ignored, on_body_end), so the connection is
+     * reusable after the answer. */
+    if (gw_req_body_resume(r->req) != 0) {
+        gw_s3_end(r, true);
+        return false;
+    }
+    return true;
+}
+
+size_t gw_s3_body_feed(struct gw_s3_req *r, const uint8_t *p, size_t n)
+{
+    if (r->ended || r->body_ended)
+        return n;
+    hold(r);
+    size_t t = give(r, p, n);
+    release(r);
+    return t;
+}
+
+void gw_s3_body_feed_end(struct gw_s3_req *r, enum gw_s3_error code, const char *msg)
+{
+    if (r->ended || r->body_ended)
+        return;
+    hold(r);
+    body_finish(r, code, msg);
+    release(r);
 }
 
 /* Hands payload to the consumer; returns what it took. A consumer that ended the request
@@ -591,7 +638,7 @@ static size_t on_body(struct gw_req *req, const uint8_t *data, size_t len)
     struct gw_s3_req *r = gw_req_data(req);
     size_t off = 0;
 
-    if (!r || r->ended || r->body_ended)
+    if (!r || r->ended || r->body_ended || r->body_ext_resume)
         return len;
     hold(r);
     if (!r->chunked_on) {
@@ -649,8 +696,8 @@ out:
 static void on_body_end(struct gw_req *req, enum gw_s3_error code, const char *msg)
 {
     struct gw_s3_req *r = gw_req_data(req);
-    if (!r || r->ended)
-        return;
+    if (!r || r->ended || r->body_ext_resume)
+        return; /* an external body ends on its own */
     hold(r);
     body_finish(r, code, msg);
     release(r);

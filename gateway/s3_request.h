@@ -33,6 +33,7 @@
 #include <pthread.h>
 
 #include "common/buf.h"
+#include "common/dp_rc.h"
 #include "common/dp_server.h"
 #include "common/meta_async.h"
 #include "common/rpc.h"
@@ -84,6 +85,10 @@ struct gw_s3_ctx {
     unsigned n_data_addrs;
     pthread_mutex_t data_lock;
     char data_addrs[GW_WORKERS_MAX][GW_ADDR_MAX];
+    /* rc: each worker's rc listener (rdma-address set), filled as data_addrs (under
+     * data_lock); "" for a worker whose listener is not up. */
+    unsigned n_rc_addrs;
+    char rc_addrs[GW_WORKERS_MAX][GW_ADDR_MAX];
 };
 
 /* Source ids of gateway workers in data sessions: GW_SOURCE_GATEWAY | worker index. */
@@ -115,6 +120,7 @@ struct gw_s3_worker {
     bool refresher;                    /* this loop runs the map refresher */
     struct gw_bcache *buckets;         /* NULL when bucket_cache_ttl_ms is 0 */
     struct cmn_dp_server *dp;          /* this worker's data listener, or NULL */
+    struct cmn_dp_rc *rc;              /* this worker's rc listener, or NULL */
     uint32_t source_id;                /* GW_SOURCE_GATEWAY | index */
     struct gw_fo_clients *fo_clients;  /* per-client in-flight caps */
     uint64_t fo_spread;                /* fan-out requests so far (replica rotation) */
@@ -162,6 +168,10 @@ struct gw_s3_req {
     struct gw_s3_err body_err;         /* first failure while decoding */
     uint64_t body_limit;               /* collect: the most bytes accepted */
     struct cmn_buf collected;          /* collect: the whole (decoded) body */
+    /* An external body source (gw_s3_body_start_external): what gw_s3_body_resume wakes
+     * instead of the connection. */
+    void (*body_ext_resume)(void *data);
+    void *body_ext_data;
 
     /* the operation's own state (s3_object.c, s3_multipart.c) */
     void *op;
@@ -223,6 +233,22 @@ void gw_s3_command_init(struct gw_s3_req *r, Lode__Command *cmd, Lode__Command__
 bool gw_s3_body_start(struct gw_s3_req *r, gw_s3_data_cb on_data, gw_s3_end_cb on_end);
 /* Resumes a paused body. */
 void gw_s3_body_resume(struct gw_s3_req *r);
+/* Starts a body that does not come from the connection (the staged RDMA PUT,
+ * gateway/s3_fanout.h): the request's own body must be empty (Content-Length 0, not
+ * aws-chunked, x-amz-content-sha256 UNSIGNED-PAYLOAD or the digest of nothing) and is read to
+ * its end here, so the connection stays reusable. The source hands payload, in order, with
+ * gw_s3_body_feed, which returns what on_data took (fewer: the consumer is full; `resume`
+ * runs with `data` once it calls gw_s3_body_resume), and ends it with gw_s3_body_feed_end; on_end then
+ * runs as for a body from the connection. Returns false after failing the request (400 for
+ * a body that is not empty). */
+bool gw_s3_body_start_external(struct gw_s3_req *r, gw_s3_data_cb on_data, gw_s3_end_cb on_end,
+                               void (*resume)(void *data), void *data);
+/* Payload from the external source; returns the bytes taken (all of them once the body has
+ * ended or the request ended, so the caller never waits for a dead consumer). */
+size_t gw_s3_body_feed(struct gw_s3_req *r, const uint8_t *p, size_t n);
+/* The external source ended: GW_S3_OK when it delivered everything, else the error (msg may
+ * be NULL for the code's default message). */
+void gw_s3_body_feed_end(struct gw_s3_req *r, enum gw_s3_error code, const char *msg);
 /* Reads the whole decoded body into r->collected (at most `limit` bytes, else
  * MaxMessageLengthExceeded / the given error) and calls on_end. */
 bool gw_s3_body_collect(struct gw_s3_req *r, uint64_t limit, gw_s3_end_cb on_end);

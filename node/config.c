@@ -50,6 +50,17 @@ const struct cmn_conf_opt node_conf_table[] = {
      "host:port clients dial to reach the data listener, registered with meta; unset = "
      "data-address, with the advertised host when data-address listens on every interface.",
      0, 0, 0},
+    {"rdma-address", CMN_CONF_ADDR, OFF(rdma_address), NULL,
+     "host:port of the rc (RDMA) listener (docs/dataplane-rc.md): an address of an RDMA "
+     "device's interface (0.0.0.0: every device; then the advertised host is registered). "
+     "Clients connect queue pairs here and the node RDMA-WRITEs the chunk ranges a gateway "
+     "asks for into their registered buffers. Unset = no rc transport on this node (gateways "
+     "then serve its ranges of rc reads themselves). Needs a build with rdma-core.",
+     0, 0, 0},
+    {"rdma-staging-size", CMN_CONF_SIZE, OFF(rdma_staging_size), "64MiB",
+     "Registered (pinned) memory per RDMA device through which the rc listener stages its "
+     "writes; transfers beyond it wait their turn. Counts against RLIMIT_MEMLOCK.",
+     0, 1 << 20, INT64_C(1) << 34},
     {"failure-domain", CMN_CONF_STR, OFF(failure_domain), NULL,
      "Failure domain of this node (e.g. rack1 or host7): a stripe never places two of its "
      "chunks in one domain.",
@@ -229,6 +240,40 @@ static int derive_data_advertise(struct node_config *cfg, struct cmn_err *err)
     return 0;
 }
 
+static int derive_rdma_advertise(struct node_config *cfg, struct cmn_err *err)
+{
+    char host[NODE_ADDR_MAX], ahost[NODE_ADDR_MAX];
+    uint16_t port = 0, aport = 0;
+    cfg->rdma_advertise[0] = '\0';
+    if (!cfg->rdma_address)
+        return 0;
+#ifndef HAVE_RDMA
+    return cmn_err_set(err, LODE_ECONFIG,
+                       "rdma-address is set but this lode-node was built without RDMA "
+                       "(rdma-core was not found at build time): unset it, or rebuild with "
+                       "rdma-core's development files installed");
+#endif
+    if (strlen(cfg->rdma_address) >= NODE_ADDR_MAX ||
+        cmn_addr_split(cfg->rdma_address, host, sizeof(host), &port))
+        return cmn_err_set(err, LODE_ECONFIG, "rdma-address '%s' is not host:port",
+                           cfg->rdma_address);
+    if (port == 0)
+        return 0; /* tests: main advertises the port bound */
+    if (strcmp(host, "0.0.0.0") == 0) {
+        if (!cfg->advertise[0] ||
+            cmn_addr_split(cfg->advertise, ahost, sizeof(ahost), &aport) != 0)
+            return cmn_err_set(err, LODE_ECONFIG,
+                               "rdma-address %s listens on every device: set "
+                               "advertise-address, whose host is then registered for rc",
+                               cfg->rdma_address);
+        snprintf(cfg->rdma_advertise, sizeof(cfg->rdma_advertise), "%s:%u", ahost,
+                 (unsigned)port);
+        return 0;
+    }
+    snprintf(cfg->rdma_advertise, sizeof(cfg->rdma_advertise), "%s", cfg->rdma_address);
+    return 0;
+}
+
 static int check_sizes(const struct node_config *cfg, struct cmn_err *err)
 {
     if (cfg->max_frame_size < cfg->max_chunk_size + NODE_FRAME_SLACK)
@@ -270,7 +315,7 @@ int node_config_finish(struct node_config *cfg, struct cmn_err *err)
     if ((rc = check_cluster(cfg->cluster, err)) || (rc = check_failure_domain(cfg->failure_domain,
                                                                              err)) ||
         (rc = cmn_conf_check_addr_list("meta", cfg->meta, META_REPLICAS_MAX, err)) || (rc = derive_advertise(cfg, err)) ||
-        (rc = derive_data_advertise(cfg, err)) ||
+        (rc = derive_data_advertise(cfg, err)) || (rc = derive_rdma_advertise(cfg, err)) ||
         (rc = check_sizes(cfg, err)))
         return rc;
     if (node_config_parse_backend(cfg->io_backend, &cfg->io_kind) != 0)

@@ -33,6 +33,8 @@ struct node_config {
     char *advertise_address;          /* NULL: derived from rpc-address by finish/main */
     char *data_address;               /* NULL: no fan-out data listener */
     char *data_advertise_address;     /* NULL: derived from data-address / advertise host */
+    char *rdma_address;               /* NULL: no rc (RDMA) listener */
+    uint64_t rdma_staging_size;       /* registered staging memory of the rc listener */
     char *failure_domain;
     char *meta;
     char *cluster_secret;             /* sensitive */
@@ -60,6 +62,10 @@ struct node_config {
     /* What clients dial for fan-out data sessions; empty when there is no data listener or
      * its port is 0 (main fills it in with the port bound). */
     char data_advertise[NODE_ADDR_MAX];
+    /* What clients dial for rc connections (rdma-address, with the advertised host when it
+     * listens on every interface); empty when there is no rc listener or its port is 0
+     * (main fills it in with the port bound). */
+    char rdma_advertise[NODE_ADDR_MAX];
     bool have_uuid;                   /* node-uuid was set: `uuid` holds it */
     struct cmn_id uuid;
     uint8_t *secret;                  /* the cluster secret bytes (malloc'd) */
@@ -76,6 +82,7 @@ extern const struct cmn_conf_opt node_conf_table[];
  *   - meta: 1 or more distinct host:port entries with a port;
  *   - advertise-address: required (and must name a port) when rpc-address binds the wildcard
  *     address 0.0.0.0, since nobody can dial that;
+ *   - rdma-address: host:port, only in a build with RDMA (rdma-core found at build time);
  *   - io-backend: auto, io_uring or threads;
  *   - max-frame-size >= max-chunk-size + 64 KiB; volume-size is a multiple of 64 KiB and
  *     holds at least one chunk of max-chunk-size with its headers and the volume's reserved

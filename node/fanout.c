@@ -32,6 +32,8 @@
 #define RECENT 256
 
 enum { TRANSPORT_TCP = 1, TRANSPORT_RC = 2 };
+/* Metrics are kept per transport: index 0 tcp, 1 rc. */
+#define N_TRANSPORTS 2
 
 struct piece {
     struct cmn_id id;
@@ -52,7 +54,9 @@ struct job {
     uint8_t sid[CMN_DP_SID_SIZE];
     char key[CMN_DP_ACCESS_KEY_MAX + 1];
     uint64_t base, size, request_id;
-    uint32_t tag;
+    uint32_t transport;
+    uint32_t tag;                /* tcp: stamped on every frame */
+    uint32_t rkey;               /* rc: the window's remote key */
     uint64_t deadline_ms;        /* monotonic: no write starts after it */
     uint64_t start_ns;
     struct piece *pieces;
@@ -75,15 +79,40 @@ struct node_fanout {
     uv_loop_t *loop;
     struct node_store *st;
     struct cmn_dp_server *dp;
+    struct cmn_dp_rc *rc;
     unsigned depth;
     uint32_t max_piece;
     struct job *running;
     unsigned in_flight;
     struct recent recent[RECENT];
     size_t recent_next;
-    struct cmn_counter *m_requests, *m_refused, *m_bytes, *m_piece_errors;
-    struct cmn_histogram *m_latency;
+    struct fo_metrics {
+        struct cmn_counter *requests, *refused, *bytes, *piece_errors;
+        struct cmn_histogram *latency;
+    } m[N_TRANSPORTS];
 };
+
+/* The metrics of a transport number from the wire; refusals of unknown ones count as tcp. */
+static struct fo_metrics *metrics_of(struct node_fanout *f, uint32_t transport)
+{
+    return &f->m[transport == TRANSPORT_RC ? 1 : 0];
+}
+
+static void register_metrics(struct cmn_metrics *m, const char *label, struct fo_metrics *out)
+{
+    out->requests = cmn_metrics_counter(m, "lode_node_fanout_requests_total", label,
+                                        "FANOUT_PUSH requests accepted, by transport.");
+    out->refused = cmn_metrics_counter(m, "lode_node_fanout_refused_total", label,
+                                       "FANOUT_PUSH requests refused before any write "
+                                       "(bad fields, window, no session).");
+    out->bytes = cmn_metrics_counter(m, "lode_node_fanout_bytes_total", label,
+                                     "Bytes written into client windows.");
+    out->piece_errors = cmn_metrics_counter(m, "lode_node_fanout_piece_errors_total", label,
+                                            "Pieces not written (read error, session lost, "
+                                            "lease over).");
+    out->latency = cmn_metrics_histogram(m, "lode_node_fanout_seconds", label,
+                                         "FANOUT_PUSH time from arrival to answer.", NULL, 0);
+}
 
 int node_fanout_create(const struct node_fanout_options *o, struct node_fanout **out)
 {
@@ -93,24 +122,15 @@ int node_fanout_create(const struct node_fanout_options *o, struct node_fanout *
     f->loop = o->loop;
     f->st = o->store;
     f->dp = o->dp;
+    f->rc = o->rc;
     f->depth = o->depth ? o->depth : DEFAULT_DEPTH;
     f->max_piece = o->max_piece ? o->max_piece : CMN_DP_MAX_FRAME_DEFAULT;
-    struct cmn_metrics *m = o->metrics;
-    if (m) {
-        const char *tcp = "transport=\"tcp\"";
-        f->m_requests = cmn_metrics_counter(m, "lode_node_fanout_requests_total", tcp,
-                                            "FANOUT_PUSH requests accepted, by transport.");
-        f->m_refused = cmn_metrics_counter(m, "lode_node_fanout_refused_total", tcp,
-                                           "FANOUT_PUSH requests refused before any write "
-                                           "(bad fields, window, no session).");
-        f->m_bytes = cmn_metrics_counter(m, "lode_node_fanout_bytes_total", tcp,
-                                         "Bytes written into client windows.");
-        f->m_piece_errors = cmn_metrics_counter(m, "lode_node_fanout_piece_errors_total", tcp,
-                                                "Pieces not written (read error, session "
-                                                "lost, lease over).");
-        f->m_latency = cmn_metrics_histogram(m, "lode_node_fanout_seconds", tcp,
-                                             "FANOUT_PUSH time from arrival to answer.", NULL,
-                                             0);
+    if (o->metrics) {
+        /* rc series exist only on nodes that serve rc, so dashboards can tell "no rc here"
+         * from "rc idle". */
+        register_metrics(o->metrics, "transport=\"tcp\"", &f->m[0]);
+        if (o->rc)
+            register_metrics(o->metrics, "transport=\"rc\"", &f->m[1]);
     }
     *out = f;
     return 0;
@@ -204,9 +224,10 @@ static void job_finish(struct job *j)
         cmn_rpc_reply_error(j->call, -ENOMEM, NULL, 0, "out of memory answering FANOUT_PUSH");
     free(st);
     recent_add(f, j);
-    cmn_counter_add(f->m_bytes, j->bytes);
-    cmn_counter_add(f->m_piece_errors, failed);
-    cmn_histogram_observe(f->m_latency, (double)(cmn_mono_ns() - j->start_ns) / 1e9);
+    struct fo_metrics *m = metrics_of(f, j->transport);
+    cmn_counter_add(m->bytes, j->bytes);
+    cmn_counter_add(m->piece_errors, failed);
+    cmn_histogram_observe(m->latency, (double)(cmn_mono_ns() - j->start_ns) / 1e9);
     if (failed)
         LOG_DEBUG(LOG_CTX, "request %" PRIu64 ": %zu of %zu pieces not written", j->request_id,
                   failed, j->n);
@@ -244,15 +265,41 @@ static void on_pushed(void *data, int status)
     p->rd = NULL;
     if (status == 0)
         j->bytes += p->len;
+    /* Every failed rc write closes its session (the client's NIC refused the rkey, the QP
+     * broke or stalled, the listener is closing): nothing more can land through it. */
+    if (status != 0 && j->transport == TRANSPORT_RC)
+        j->session_lost = true;
     piece_end(p, status);
     job_pump(j);
+}
+
+/* Hands one piece's verified bytes to the job's transport. Returns 0 (on_pushed follows)
+ * or the refusal. */
+static int push(struct job *j, struct piece *p, const struct node_read *rd)
+{
+    struct node_fanout *f = j->f;
+    uint64_t addr = j->base + p->buf_off;
+    if (j->transport == TRANSPORT_TCP)
+        return cmn_dp_push(f->dp, j->sid, j->key, j->base, j->tag, addr, rd->data, rd->len,
+                           on_pushed, p);
+#ifdef HAVE_RDMA
+    struct cmn_dp_rc_target t = {
+        .access_key = j->key,
+        .window_base = j->base,
+        .window_size = j->size,
+        .rkey = j->rkey,
+    };
+    memcpy(t.sid, j->sid, sizeof(t.sid));
+    return cmn_dp_rc_write(f->rc, &t, addr, rd->data, rd->len, on_pushed, p);
+#else
+    return -EPROTONOSUPPORT;
+#endif
 }
 
 static void on_read(void *data, int status, struct node_read *rd)
 {
     struct piece *p = data;
     struct job *j = p->job;
-    struct node_fanout *f = j->f;
     if (status == 0 && rd->len != p->len) {
         node_read_release(rd);
         status = LODE_EINTERNAL;
@@ -272,8 +319,7 @@ static void on_read(void *data, int status, struct node_read *rd)
     }
     p->rd = rd;
     p->state = 2;
-    int rc = cmn_dp_push(f->dp, j->sid, j->key, j->base, j->tag, j->base + p->buf_off, rd->data,
-                         rd->len, on_pushed, p);
+    int rc = push(j, p, rd);
     if (rc != 0) {
         node_read_release(rd);
         p->rd = NULL;
@@ -307,59 +353,77 @@ static void job_pump(struct job *j)
 
 /* ---- the request ---------------------------------------------------------------------- */
 
-static int refuse(struct node_fanout *f, struct cmn_rpc_call *call, int status,
-                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int refuse(struct node_fanout *f, struct cmn_rpc_call *call, uint32_t transport,
+                  int status, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-static int refuse(struct node_fanout *f, struct cmn_rpc_call *call, int status,
-                  const char *fmt, ...)
+static int refuse(struct node_fanout *f, struct cmn_rpc_call *call, uint32_t transport,
+                  int status, const char *fmt, ...)
 {
     char msg[300];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    cmn_counter_add(f->m_refused, 1);
+    cmn_counter_add(metrics_of(f, transport)->refused, 1);
     cmn_rpc_reply_error(call, status, NULL, 0, "%s", msg);
     return status;
+}
+
+/* Whether the request's session is connected to this node's listener of its transport and
+ * owned by the verified requester. */
+static bool session_ok(const struct node_fanout *f, const Lode__FanoutPushRequest *q)
+{
+    if (q->transport == TRANSPORT_TCP)
+        return cmn_dp_session_check(f->dp, q->sid.data, q->access_key) == 0;
+#ifdef HAVE_RDMA
+    return cmn_dp_rc_has_session(f->rc, q->sid.data, q->access_key);
+#else
+    return false;
+#endif
 }
 
 static int validate(struct node_fanout *f, struct cmn_rpc_call *call,
                     const Lode__FanoutPushRequest *q)
 {
+    uint32_t t = q->transport;
     if (q->sid.len != CMN_DP_SID_SIZE)
-        return refuse(f, call, LODE_EBADMSG, "sid must be %d bytes, not %zu", CMN_DP_SID_SIZE,
-                      q->sid.len);
+        return refuse(f, call, t, LODE_EBADMSG, "sid must be %d bytes, not %zu",
+                      CMN_DP_SID_SIZE, q->sid.len);
     size_t klen = q->access_key ? strlen(q->access_key) : 0;
     if (klen == 0 || klen > CMN_DP_ACCESS_KEY_MAX)
-        return refuse(f, call, LODE_EBADMSG, "access_key must be 1 to %d bytes",
+        return refuse(f, call, t, LODE_EBADMSG, "access_key must be 1 to %d bytes",
                       CMN_DP_ACCESS_KEY_MAX);
-    if (q->transport != TRANSPORT_TCP)
-        return refuse(f, call, -EPROTONOSUPPORT,
-                      "transport %u is not served by this node (tcp = 1)", q->transport);
+    if (!(t == TRANSPORT_TCP && f->dp) && !(t == TRANSPORT_RC && f->rc))
+        return refuse(f, call, t, -EPROTONOSUPPORT,
+                      "transport %u is not served by this node (tcp = 1: %s, rc = 2: %s)", t,
+                      f->dp ? "yes" : "no", f->rc ? "yes" : "no");
     if (q->window_size == 0 || q->window_base > UINT64_MAX - q->window_size)
-        return refuse(f, call, LODE_EWINDOW, "window %016" PRIx64 "+%" PRIu64 " is empty or wraps",
-                      q->window_base, q->window_size);
+        return refuse(f, call, t, LODE_EWINDOW,
+                      "window %016" PRIx64 "+%" PRIu64 " is empty or wraps", q->window_base,
+                      q->window_size);
     if (q->n_pieces == 0 || q->n_pieces > MAX_PIECES)
-        return refuse(f, call, -EINVAL, "%zu pieces: 1 to %d are allowed", q->n_pieces,
+        return refuse(f, call, t, -EINVAL, "%zu pieces: 1 to %d are allowed", q->n_pieces,
                       MAX_PIECES);
     if (q->lease_ms > MAX_LEASE_MS)
-        return refuse(f, call, -EINVAL, "lease of %u ms: at most %d", q->lease_ms, MAX_LEASE_MS);
+        return refuse(f, call, t, -EINVAL, "lease of %u ms: at most %d", q->lease_ms,
+                      MAX_LEASE_MS);
     for (size_t i = 0; i < q->n_pieces; i++) {
         const Lode__FanoutPiece *p = q->pieces[i];
         if (p->chunk_id.len != CMN_ID_SIZE)
-            return refuse(f, call, LODE_EBADMSG, "piece %zu: chunk_id must be 16 bytes", i);
+            return refuse(f, call, t, LODE_EBADMSG, "piece %zu: chunk_id must be 16 bytes", i);
         if (p->length == 0 || p->length > f->max_piece)
-            return refuse(f, call, -EINVAL, "piece %zu: %u bytes; 1 to %u are allowed", i,
+            return refuse(f, call, t, -EINVAL, "piece %zu: %u bytes; 1 to %u are allowed", i,
                           p->length, f->max_piece);
         if (!cmn_dp_range_inside(0, q->window_size, p->buf_offset, p->length))
-            return refuse(f, call, LODE_EWINDOW,
+            return refuse(f, call, t, LODE_EWINDOW,
                           "piece %zu: window bytes %" PRIu64 "+%u lie outside the %" PRIu64
                           "-byte window", i, p->buf_offset, p->length, q->window_size);
     }
-    if (cmn_dp_session_check(f->dp, q->sid.data, q->access_key) != 0)
-        return refuse(f, call, LODE_ENOSESSION,
-                      "no data session with this id owned by this access key is connected to "
-                      "this node (the client must connect to every data source first)");
+    if (!session_ok(f, q))
+        return refuse(f, call, t, LODE_ENOSESSION,
+                      "no %s data session with this id owned by this access key is connected "
+                      "to this node (the client must connect to every data source first)",
+                      t == TRANSPORT_RC ? "rc" : "tcp");
     return 0;
 }
 
@@ -383,7 +447,7 @@ void node_fanout_push(struct node_fanout *f, struct cmn_rpc_call *call,
     }
     for (struct job *r = f->running; r; r = r->next_job) {
         if (r->request_id == q->request_id && memcmp(r->sid, q->sid.data, 16) == 0) {
-            rc = refuse(f, call, -EALREADY, "request %" PRIu64 " is still running",
+            rc = refuse(f, call, q->transport, -EALREADY, "request %" PRIu64 " is still running",
                         q->request_id);
             if (done)
                 done(data, rc);
@@ -409,7 +473,9 @@ void node_fanout_push(struct node_fanout *f, struct cmn_rpc_call *call,
     j->base = q->window_base;
     j->size = q->window_size;
     j->request_id = q->request_id;
+    j->transport = q->transport;
     j->tag = q->tag;
+    j->rkey = q->rkey;
     j->start_ns = cmn_mono_ns();
     j->deadline_ms = cmn_mono_ms() + (q->lease_ms ? q->lease_ms : DEFAULT_LEASE_MS);
     j->pieces = ps;
@@ -427,6 +493,6 @@ void node_fanout_push(struct node_fanout *f, struct cmn_rpc_call *call,
         f->running->prev = j;
     f->running = j;
     f->in_flight++;
-    cmn_counter_add(f->m_requests, 1);
+    cmn_counter_add(metrics_of(f, j->transport)->requests, 1);
     job_pump(j);
 }

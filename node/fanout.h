@@ -2,11 +2,13 @@
  *
  * A gateway that has verified a client's signed GET sends each data node the chunk ranges it
  * holds, with their offsets in the client's window; the node reads them (verified, as for
- * CHUNK_GET) and writes them into the window over the client's data session: a DATA frame
- * on the session's tcp connection to this node's data listener (common/dp_server.h). It
- * answers once every write has completed (handed to the kernel) or failed, with the bytes
- * written and a status per piece, so the gateway knows exactly which ranges it must serve
- * itself.
+ * CHUNK_GET) and writes them into the window over the client's data session, by the
+ * request's transport: tcp (1), a DATA frame on the session's connection to this node's data
+ * listener (common/dp_server.h); rc (2), an RDMA WRITE with the request's rkey on the
+ * session's queue pair at this node's rc listener (common/dp_rc.h). It answers once every
+ * write has completed (tcp: handed to the kernel; rc: acknowledged by the client's NIC, so
+ * the bytes are placed) or failed, with the bytes written and a status per piece, so the
+ * gateway knows exactly which ranges it must serve itself.
  *
  * Rules the gateway relies on:
  * - Nothing is written for a request that fails validation: the window check (every piece
@@ -28,6 +30,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "common/dp_rc.h"
 #include "common/dp_server.h"
 #include "common/rpc.h"
 #include "node/store.h"
@@ -38,8 +41,9 @@ struct node_fanout;
 struct node_fanout_options {
     uv_loop_t *loop;
     struct node_store *store;
-    struct cmn_dp_server *dp;          /* the tcp data listener (borrowed) */
-    struct cmn_metrics *metrics;       /* optional: lode_node_fanout_* */
+    struct cmn_dp_server *dp;          /* the tcp data listener (borrowed), or NULL */
+    struct cmn_dp_rc *rc;              /* the rc listener (borrowed), or NULL */
+    struct cmn_metrics *metrics;       /* optional: lode_node_fanout_*{transport=...} */
     unsigned depth;                    /* pieces in flight per request; 0 = 4 */
     uint32_t max_piece;                /* largest piece; 0 = CMN_DP_MAX_FRAME_DEFAULT */
 };

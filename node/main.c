@@ -26,6 +26,7 @@
 #include <uv.h>
 
 #include "common/conf.h"
+#include "common/dp_rc.h"
 #include "common/err.h"
 #include "common/id.h"
 #include "common/log.h"
@@ -56,6 +57,7 @@ struct app {
     struct node_registrar *reg;
     struct node_scrub *scrub;
     struct cmn_dp_server *dp;        /* fan-out data listener, when data-address is set */
+    struct cmn_dp_rc *rc;            /* rc listener, when rdma-address is set */
     struct node_fanout *fanout;
     uv_signal_t sig[2];
     bool signals_ready;
@@ -225,6 +227,12 @@ static void begin_shutdown(struct app *app)
         cmn_dp_server_close(app->dp, NULL, NULL);
         app->dp = NULL;
     }
+#ifdef HAVE_RDMA
+    if (app->rc) {
+        cmn_dp_rc_close(app->rc, NULL, NULL);
+        app->rc = NULL;
+    }
+#endif
     /* Neither touches the store once closing: a scrub read in flight completes through the
      * store's close, and the registrar's calls to meta are abandoned. */
     if (app->scrub) {
@@ -311,6 +319,10 @@ static void nid_assigned(void *data, uint32_t nid)
     struct app *app = data;
     if (app->dp)
         cmn_dp_server_set_source_id(app->dp, nid);
+#ifdef HAVE_RDMA
+    if (app->rc)
+        cmn_dp_rc_set_source_id(app->rc, nid);
+#endif
 }
 
 /* The fan-out data listener (data-address): clients' data sessions connect here, and
@@ -342,20 +354,66 @@ static int start_data_listener(struct app *app, const char *rpc_host)
         snprintf(cfg->data_advertise, sizeof(cfg->data_advertise), "%s:%d",
                  strcmp(host, "0.0.0.0") == 0 ? rpc_host : host, cmn_dp_server_port(app->dp));
     }
+    LOG_INFO(LOG_CTX, "fan-out data listener on %s (advertised as %s)", cfg->data_address,
+             cfg->data_advertise);
+    return 0;
+}
+
+/* The rc listener (rdma-address): clients' queue pairs connect here, and FANOUT_PUSH with
+ * transport rc RDMA-WRITEs into their windows. */
+static int start_rc_listener(struct app *app, const char *rpc_host)
+{
+#ifdef HAVE_RDMA
+    struct node_config *cfg = &app->cfg;
+    struct cmn_err err;
+    cmn_err_clear(&err);
+    char host[NODE_ADDR_MAX];
+    uint16_t port = 0;
+    cmn_addr_split(cfg->rdma_address, host, sizeof(host), &port);
+    struct cmn_dp_rc_config rcfg = {
+        .host = host,
+        .port = port,
+        .secret = cfg->secret,
+        .secret_len = cfg->secret_len,
+        .staging_bytes = (size_t)cfg->rdma_staging_size,
+    };
+    int rc = cmn_dp_rc_create(&app->loop, &rcfg, &app->rc, &err);
+    if (rc) {
+        app->rc = NULL;
+        LOG_ERROR(LOG_CTX, "rc listener on %s: %s", cfg->rdma_address, cmn_err_text(&err));
+        return rc;
+    }
+    if (!cfg->rdma_advertise[0])
+        snprintf(cfg->rdma_advertise, sizeof(cfg->rdma_advertise), "%s:%u",
+                 strcmp(host, "0.0.0.0") == 0 ? rpc_host : host,
+                 (unsigned)cmn_dp_rc_port(app->rc));
+    LOG_INFO(LOG_CTX, "rc listener on %s (advertised as %s)", cfg->rdma_address,
+             cfg->rdma_advertise);
+    return 0;
+#else
+    (void)app;
+    (void)rpc_host;
+    return LODE_ECONFIG; /* node_config_finish refuses rdma-address in such a build */
+#endif
+}
+
+/* FANOUT_PUSH over whichever listeners run. */
+static int start_fanout(struct app *app)
+{
     struct node_fanout_options fo = {
         .loop = &app->loop,
         .store = app->store,
         .dp = app->dp,
+        .rc = app->rc,
         .metrics = app->metrics,
-        .max_piece = (uint32_t)cfg->max_chunk_size,
+        .max_piece = (uint32_t)app->cfg.max_chunk_size,
     };
-    if ((rc = node_fanout_create(&fo, &app->fanout))) {
+    int rc = node_fanout_create(&fo, &app->fanout);
+    if (rc) {
         LOG_ERROR(LOG_CTX, "fan-out: %s", lode_strerror(rc));
         return rc;
     }
     node_service_attach_fanout(app->svc, app->fanout);
-    LOG_INFO(LOG_CTX, "fan-out data listener on %s (advertised as %s)", cfg->data_address,
-             cfg->data_advertise);
     return 0;
 }
 
@@ -449,6 +507,10 @@ static int start(struct app *app)
     node_service_set_address(app->svc, cfg->advertise);
     if (cfg->data_address && (rc = start_data_listener(app, host)) != 0)
         return rc;
+    if (cfg->rdma_address && (rc = start_rc_listener(app, host)) != 0)
+        return rc;
+    if ((app->dp || app->rc) && (rc = start_fanout(app)) != 0)
+        return rc;
 
     struct node_registrar_options ro = {
         .loop = &app->loop,
@@ -459,7 +521,8 @@ static int start(struct app *app)
         .secret_len = cfg->secret_len,
         .address = cfg->advertise,
         .data_address = cfg->data_advertise,
-        .on_nid = app->dp ? nid_assigned : NULL,
+        .rdma_address = cfg->rdma_advertise,
+        .on_nid = app->dp || app->rc ? nid_assigned : NULL,
         .on_nid_data = app,
         .failure_domain = cfg->failure_domain,
         .heartbeat_interval_ms = cfg->heartbeat_interval_ms,

@@ -58,6 +58,7 @@ struct node_registrar {
     struct cmn_meta_async *meta;
     char *address;
     char *data_address;
+    char *rdma_address;
     void (*on_nid)(void *data, uint32_t nid);
     void *on_nid_data;
     char *failure_domain;
@@ -324,6 +325,7 @@ static void send_register(struct node_registrar *r)
     ni.uuid.len = CMN_ID_SIZE;
     ni.address = r->address;
     ni.data_address = r->data_address;
+    ni.rdma_address = r->rdma_address;
     ni.failure_domain = r->failure_domain;
     ni.capacity_bytes = stats.capacity_bytes;
     ni.used_bytes = stats.used_bytes;
@@ -429,6 +431,7 @@ static void destroy(struct node_registrar *r)
     free(r->q);
     free(r->address);
     free(r->data_address);
+    free(r->rdma_address);
     free(r->failure_domain);
     free(r);
 }
@@ -445,10 +448,11 @@ int node_registrar_start(const struct node_registrar_options *o, struct node_reg
     r->report_retry_ms = o->report_retry_ms ? o->report_retry_ms : REPORT_RETRY_MS;
     r->address = strdup(o->address ? o->address : "");
     r->data_address = strdup(o->data_address ? o->data_address : "");
+    r->rdma_address = strdup(o->rdma_address ? o->rdma_address : "");
     r->on_nid = o->on_nid;
     r->on_nid_data = o->on_nid_data;
     r->failure_domain = strdup(o->failure_domain ? o->failure_domain : "");
-    if (!r->address || !r->data_address || !r->failure_domain) {
+    if (!r->address || !r->data_address || !r->rdma_address || !r->failure_domain) {
         destroy(r);
         return cmn_err_set(err, -ENOMEM, "registrar: out of memory");
     }

@@ -14,6 +14,8 @@ const char tool_common_help[] =
     "      --secret-key SECRET    (default: $AWS_SECRET_ACCESS_KEY; prefer the variable)\n"
     "      --region REGION        (default: $AWS_REGION, else us-east-1)\n"
     "  -t, --transport T          auto (default), tcp, rc or http\n"
+    "      --rdma-local ADDR      rc: a local address of the RDMA device to use\n"
+    "                             (default: $LODE_RDMA_LOCAL, else the route's device)\n"
     "      --no-fallback          fail (exit 7) instead of falling back to plain HTTP\n"
     "  -b, --buffer KIND          host (default) or cuda (device 0)\n"
     "      --verify               compare with a plain S3 GET (exit 3 on a difference)\n"
@@ -36,6 +38,7 @@ int tool_common_opt(struct tool_opts *o, int opt, const char *arg, const char *p
         }
         return 1;
     case 1004: o->no_fallback = true; return 1;
+    case 1008: o->rdma_local = arg; return 1;
     case 'b':
         if (strcmp(arg, "host") == 0)
             o->cuda = false;
@@ -76,6 +79,7 @@ int tool_client(const struct tool_opts *o, const enum lode_transport *transport_
     cfg.transport = transport_override ? *transport_override : o->transport;
     cfg.flags = o->no_fallback ? LODE_CLIENT_NO_FALLBACK : 0;
     cfg.timeout_ms = o->timeout_ms;
+    cfg.rdma_local = o->rdma_local ? o->rdma_local : getenv("LODE_RDMA_LOCAL");
     if (!cfg.endpoint || !cfg.access_key || !cfg.secret_key) {
         fprintf(stderr, "%s: %s missing (flag or environment)\n", prog,
                 !cfg.endpoint ? "endpoint (--endpoint, LODE_ENDPOINT)"

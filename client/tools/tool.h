@@ -23,6 +23,7 @@ enum tool_exit {
 
 struct tool_opts {
     const char *endpoint, *access_key, *secret_key, *region;
+    const char *rdma_local;        /* --rdma-local, or NULL */
     enum lode_transport transport;
     bool no_fallback;
     bool cuda;                     /* --buffer cuda */
@@ -41,14 +42,16 @@ int tool_common_opt(struct tool_opts *o, int opt, const char *arg, const char *p
         {"transport", required_argument, NULL, 't'}, {"no-fallback", no_argument, NULL, 1004}, \
         {"buffer", required_argument, NULL, 'b'}, {"verify", no_argument, NULL, 1005},         \
         {"stats", no_argument, NULL, 's'}, {"progress", no_argument, NULL, 1006},               \
-        {"quiet", no_argument, NULL, 'q'}, {"timeout", required_argument, NULL, 1007}
+        {"quiet", no_argument, NULL, 'q'}, {"timeout", required_argument, NULL, 1007},     \
+        {"rdma-local", required_argument, NULL, 1008}
 #define TOOL_COMMON_SHORTOPTS "e:t:b:sq"
 
 extern const char tool_common_help[];
 
-/* Fills endpoint and credentials from the environment where not given (LODE_ENDPOINT,
- * AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION), then creates a client with the
- * transport (or `transport_override` when not NULL). Returns TOOL_OK or an exit code. */
+/* Fills endpoint, credentials and the rc device's address from the environment where not
+ * given (LODE_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+ * LODE_RDMA_LOCAL), then creates a client with the transport (or `transport_override` when
+ * not NULL). Returns TOOL_OK or an exit code. */
 int tool_client(const struct tool_opts *o, const enum lode_transport *transport_override,
                 lode_client **out, const char *prog);
 

@@ -68,8 +68,11 @@ enum lode_err {
 };
 
 /* How data moves. AUTO takes the best one available and falls back silently (the result
- * says so); TCP and RC ask for that transport, and still fall back to HTTP unless
- * LODE_CLIENT_NO_FALLBACK is set; HTTP always uses plain S3 requests. */
+ * says so): rc where the library was built with RDMA, the buffer is host memory and an RDMA
+ * device reaches the gateway's rc sources, else tcp for reads and HTTP for writes. TCP and
+ * RC ask for that transport, and still fall back to HTTP unless LODE_CLIENT_NO_FALLBACK is
+ * set; HTTP always uses plain S3 requests. rc moves reads and writes (the gateway reads a
+ * PUT's bytes out of the buffer: a staged upload); tcp moves reads only. */
 enum lode_transport {
     LODE_TRANSPORT_AUTO = 0,
     LODE_TRANSPORT_TCP = 1,
@@ -108,6 +111,10 @@ struct lode_client_config {
     uint32_t timeout_ms;
     /* Worker threads of the asynchronous calls, started on first use; 0: 4, at most 64. */
     uint32_t async_threads;
+    /* rc: a local address of the RDMA device to use ("10.0.0.5"); NULL: the device the
+     * route to the first rc source goes through. Every rc source must be reachable through
+     * that one device. */
+    const char *rdma_local;
 };
 
 /* Zeroes *cfg and sets the defaults (transport AUTO). */

@@ -345,7 +345,8 @@ static void test_fallbacks(void)
     lode_client_destroy(c);
     free(big);
 
-    /* rc is not wired in: with fallback, plain; without, an error. */
+    /* rc asked for, and the session lists no rc source (or no RDMA device is here): with
+     * fallback, plain. */
     G.mode = MODE_NORMAL;
     c = client(LODE_TRANSPORT_RC, 0, 2000, NULL);
     lode_buf_register(c, p, 100, LODE_BUF_HOST, &b);

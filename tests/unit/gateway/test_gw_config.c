@@ -317,6 +317,34 @@ static void test_valid(void)
     gw_config_free(&cfg);
 }
 
+/* rdma-address: worker w listens on port + w, on an address clients can dial. */
+static void test_rdma(void)
+{
+    struct gw_config cfg;
+    struct cmn_err err;
+    is_int(build(&cfg, &err, NULL), 0, "no rdma-address");
+    ok(cfg.rdma_host[0] == '\0' && cfg.rdma_port == 0, "... no rc listeners");
+    gw_config_free(&cfg);
+#ifdef HAVE_RDMA
+    is_int(build(&cfg, &err, "workers", "4", "rdma-address", "10.0.0.5:7600", NULL), 0,
+           "an rc listener per worker (%s)", err.msg);
+    is_str(cfg.rdma_host, "10.0.0.5", "rc host");
+    is_int(cfg.rdma_port, 7600, "the first worker's port");
+    ok(cfg.rdma_staging_size == 64u << 20, "staging 64MiB by default");
+    gw_config_free(&cfg);
+    is_int(build(&cfg, &err, "workers", "2", "rdma-address", "10.0.0.5:65534", NULL), 0,
+           "2 workers on ports 65534 and 65535");
+    gw_config_free(&cfg);
+    REFUSED("3 workers need ports 65534..65536", "3 workers from port 65534", "workers", "3",
+            "rdma-address", "10.0.0.5:65534");
+    REFUSED("cannot be advertised", "rc on the wildcard address", "rdma-address",
+            "0.0.0.0:7600");
+#else
+    REFUSED("built without RDMA", "rdma-address in a build without rdma-core", "rdma-address",
+            "10.0.0.5:7600");
+#endif
+}
+
 static void test_refused(void)
 {
     REFUSED("meta: 'nonsense'", "a meta entry without a port", "meta", "127.0.0.1:7001,nonsense");
@@ -511,6 +539,7 @@ int main(void)
     test_table();
     test_valid();
     test_refused();
+    test_rdma();
     test_secret_file();
     test_cli();
     test_documents();

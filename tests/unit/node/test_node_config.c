@@ -189,6 +189,42 @@ static void test_valid(void)
     node_config_free(&cfg);
 }
 
+/* rdma-address: what meta is told for rc (the listener's own address, or the advertised host
+ * with its port when it listens on every device). */
+static void test_rdma(void)
+{
+    struct node_config cfg;
+    struct cmn_err err;
+    is_int(build(&cfg, &err, NULL), 0, "no rdma-address");
+    is_str(cfg.rdma_advertise, "", "... nothing registered for rc");
+    node_config_free(&cfg);
+#ifdef HAVE_RDMA
+    is_int(build(&cfg, &err, "rdma-address", "10.0.0.7:7401", NULL), 0,
+           "an rc listener on a device's address (%s)", err.msg);
+    is_str(cfg.rdma_advertise, "10.0.0.7:7401", "... registered as it is");
+    ok(cfg.rdma_staging_size == 64u << 20, "staging 64MiB by default");
+    node_config_free(&cfg);
+    is_int(build(&cfg, &err, "rpc-address", "0.0.0.0:7201", "advertise-address",
+                 "node7.example:7201", "rdma-address", "0.0.0.0:7401", NULL),
+           0, "an rc listener on every device, with an advertise-address");
+    is_str(cfg.rdma_advertise, "node7.example:7401", "... the advertised host with its port");
+    node_config_free(&cfg);
+    is_int(build(&cfg, &err, "rdma-address", "10.0.0.7:0", NULL), 0, "rc on port 0 (tests)");
+    is_str(cfg.rdma_advertise, "", "... left for main to fill in with the port bound");
+    node_config_free(&cfg);
+    is_int(build(&cfg, &err, "rdma-address", "0.0.0.0:7401", NULL), 0,
+           "an rc listener on every device, rpc-address giving the host");
+    is_str(cfg.rdma_advertise, "127.0.0.1:7401", "... rpc-address's host with the rc port");
+    node_config_free(&cfg);
+    REFUSED("advertise-address", "rc on every device with no advertised host yet",
+            "rpc-address", "127.0.0.1:0", "rdma-address", "0.0.0.0:7401");
+    REFUSED("1MiB", "a staging pool under 1MiB", "rdma-staging-size", "512KiB");
+#else
+    REFUSED("built without RDMA", "rdma-address in a build without rdma-core", "rdma-address",
+            "10.0.0.7:7401");
+#endif
+}
+
 static void test_refused(void)
 {
     REFUSED("twice", "a data dir listed twice", "data-dirs", "/srv/a,/srv/b,/srv/a");
@@ -282,6 +318,7 @@ int main(void)
     test_table();
     test_valid();
     test_refused();
+    test_rdma();
     test_secret_file();
     rmdir(dir);
     return tap_done();
