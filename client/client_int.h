@@ -134,8 +134,9 @@ int lc_get_consume(lode_client *c, struct lc_call *call, const struct lc_get_arg
 int lc_fanout_create(struct lc_fanout **out);
 void lc_fanout_destroy(struct lc_fanout *f);
 
-/* Tries a fan-out GET over the client's transport: tcp, or rc (RDMA; host buffers, where
- * built and an RDMA device reaches the session's rc sources; AUTO prefers it). Returns 0
+/* Tries a fan-out GET over the client's transport: tcp, or rc (RDMA, where built and an RDMA
+ * device reaches the session's rc sources; AUTO prefers it; device memory is registered as a
+ * dma-buf, and AUTO goes on with tcp where the NIC will not take a buffer). Returns 0
  * (served; res filled, res->transport says which), LC_FALLBACK (not served: *why and err say
  * why, the window is fenced and nothing more will be written; when the server declined with
  * the object in the body, it has been read and *served_by_body is true), or a negative code
@@ -143,7 +144,7 @@ void lc_fanout_destroy(struct lc_fanout *f);
 int lc_fanout_get(lode_client *c, const struct lc_get_args *a, struct lode_result *res,
                   enum lode_fallback *why, bool *served_by_body, struct cmn_err *err);
 
-/* Tries a staged rc PUT (transport RC or AUTO, host memory, at least 1 byte): registers
+/* Tries a staged rc PUT (transport RC or AUTO, host or device memory, at least 1 byte): registers
  * [buf + off, + len) as a window the gateway RDMA-READs, and sends the PUT with an rc1 token
  * and no body. Returns 0 (stored; res->etag, res->bytes, res->transport set), LC_FALLBACK
  * (not served, nothing stored: *why and err say why; LODE_FALLBACK_UNAVAILABLE and _SESSION

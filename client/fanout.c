@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "client/client_int.h"
 #include "client/dp_recv.h"
@@ -389,7 +390,10 @@ out:
 
 struct xfer {
     struct session *s;
+    const struct lode_buf *dev;    /* the CUDA buffer the window lies in, or NULL (host) */
+    lode_client *c;                /* with dev: for the CUDA driver */
     bool rc;
+    bool open_failed;              /* xfer_open refused the buffer */
     const char *name;              /* "tcp" or "rc", for messages */
     uint64_t base, size;
     uint32_t tag;                  /* tcp */
@@ -398,6 +402,30 @@ struct xfer {
     struct lc_rc_window *rw;       /* rc: the registered window */
 #endif
 };
+
+#ifdef HAVE_RDMA
+/* Device memory goes to the NIC as a dma-buf the CUDA driver exports (GPUDirect RDMA without
+ * the legacy peer-memory module): the NIC then writes (GET) or reads (PUT) GPU memory itself,
+ * with no bounce through host memory. The window's address in the token is the device
+ * pointer. */
+static int register_device(struct xfer *x, void *mem, uint64_t size, unsigned access,
+                           struct cmn_err *err)
+{
+    const struct lc_cuda *cu;
+    int rc = lc_client_cuda(x->c, &cu, err);
+    if (rc)
+        return rc;
+    struct lc_cuda_dmabuf db;
+    rc = lc_cuda_dmabuf_export(cu, x->dev->ctx, (lc_cudeviceptr)(uintptr_t)mem, (size_t)size, &db,
+                               err);
+    if (rc)
+        return rc;
+    rc = lc_rc_window_register_dmabuf(x->s->rc, db.fd, db.offset, (size_t)size,
+                                      (uint64_t)(uintptr_t)mem, access, &x->rw, err);
+    close(db.fd); /* the registration holds its own reference */
+    return rc;
+}
+#endif
 
 /* Opens the window [mem, mem + size) (tcp: in the receiver, for writes; rc: registered with
  * the NIC with `access`) and formats the request's token. Returns 0, or a code with a
@@ -429,7 +457,11 @@ static int xfer_open(struct xfer *x, void *mem, uint64_t size, const struct lc_d
         (void)sink;
         struct cmn_err rerr;
         cmn_err_clear(&rerr);
-        rc = lc_rc_window_register(x->s->rc, mem, (size_t)size, access, &x->rw, &rerr);
+        if (x->dev) {
+            rc = register_device(x, mem, size, access, &rerr);
+        } else {
+            rc = lc_rc_window_register(x->s->rc, mem, (size_t)size, access, &x->rw, &rerr);
+        }
         if (rc)
             return cmn_err_set(err, rc, "cannot register the buffer for RDMA: %s", rerr.msg);
         t.kind = CMN_RDMA_RC;
@@ -541,9 +573,10 @@ static int get_over(lode_client *c, struct xfer *x, const struct lc_get_args *a,
                        a->stage ? &sink : NULL, ACCESS_WRITE, token, err);
     if (rc) {
         xfer_close(x);
+        x->open_failed = true;
         if (x->rc) {
-            /* The NIC would not take the buffer (memlock limit, for one): not this
-             * transport, then. */
+            /* The NIC would not take the buffer (memlock limit, no dma-buf export for device
+             * memory, ...): not this transport, then. */
             *why = LODE_FALLBACK_UNAVAILABLE;
             return LC_FALLBACK;
         }
@@ -679,33 +712,27 @@ out:
     return rc;
 }
 
-/* Whether a request with this buffer should try rc: asked for (RC), or AUTO, which prefers
- * rc where it works. Device memory is staged through host memory on tcp; rc does not
- * register device memory yet. */
-static bool wants_rc(const lode_client *c, bool device_memory)
+/* Whether a request should try rc: asked for (RC), or AUTO, which prefers rc where it works.
+ * Device memory too: it is registered as a dma-buf; where that fails, AUTO goes on with tcp
+ * (staged through pinned host memory) and RC falls back to plain HTTP. */
+static bool wants_rc(const lode_client *c)
 {
-    return !device_memory &&
-           (c->transport == LODE_TRANSPORT_RC || c->transport == LODE_TRANSPORT_AUTO);
+    return c->transport == LODE_TRANSPORT_RC || c->transport == LODE_TRANSPORT_AUTO;
 }
 
 int lc_fanout_get(lode_client *c, const struct lc_get_args *a, struct lode_result *res,
                   enum lode_fallback *why, bool *served_by_body, struct cmn_err *err)
 {
     *served_by_body = false;
-    if (c->transport == LODE_TRANSPORT_RC && a->stage) {
-        *why = LODE_FALLBACK_UNAVAILABLE;
-        cmn_err_set(err, LODE_ERR_NO_TRANSPORT,
-                    "rc reads into device memory are not supported yet");
-        return LC_FALLBACK;
-    }
     struct session *s;
     int rc = session_get(c, &s, err);
     if (rc) {
         *why = LODE_FALLBACK_SESSION;
         return LC_FALLBACK;
     }
-    struct xfer x = {.s = s, .name = "tcp"};
-    if (wants_rc(c, a->stage != NULL)) {
+    const struct lode_buf *dev = a->buf->kind == LODE_BUF_HOST ? NULL : a->buf;
+    struct xfer x = {.s = s, .name = "tcp", .dev = dev, .c = c};
+    if (wants_rc(c)) {
         struct cmn_err rerr;
         cmn_err_clear(&rerr);
         if (rc_prepare(c, s, &rerr) == 0) {
@@ -720,6 +747,13 @@ int lc_fanout_get(lode_client *c, const struct lc_get_args *a, struct lode_resul
         /* AUTO without a usable rc: tcp. */
     }
     rc = get_over(c, &x, a, res, why, served_by_body, err);
+    if (rc == LC_FALLBACK && x.rc && x.open_failed && c->transport == LODE_TRANSPORT_AUTO &&
+        s->recv) {
+        /* AUTO, and the NIC would not take this buffer: tcp still can. */
+        cmn_err_clear(err);
+        x = (struct xfer){.s = s, .name = "tcp", .dev = dev, .c = c};
+        rc = get_over(c, &x, a, res, why, served_by_body, err);
+    }
     session_put(c->fanout, s);
     if (rc == LC_FALLBACK && !*served_by_body) {
         res->bytes = 0;
@@ -734,11 +768,11 @@ int lc_fanout_put(lode_client *c, const char *bucket, const char *key, lode_buf 
                   uint64_t off, uint64_t len, const struct lode_put_opts *opts,
                   struct lode_result *res, enum lode_fallback *why, struct cmn_err *err)
 {
-    if (!wants_rc(c, buf->kind != LODE_BUF_HOST) || len == 0) {
+    if (!wants_rc(c) || len == 0) {
         *why = LODE_FALLBACK_UNAVAILABLE;
         cmn_err_set(err, LODE_ERR_NO_TRANSPORT, "%s",
                     len == 0 ? "rc: an empty object has no window to read"
-                             : "rc: uploads from device memory are not supported yet");
+                             : "rc: not the client's transport");
         return LC_FALLBACK;
     }
     struct session *s;
@@ -755,7 +789,8 @@ int lc_fanout_put(lode_client *c, const char *bucket, const char *key, lode_buf 
         cmn_err_set(err, LODE_ERR_NO_TRANSPORT, "rc: %s", rerr.msg);
         return LC_FALLBACK;
     }
-    struct xfer x = {.s = s, .rc = true, .name = "rc"};
+    struct xfer x = {.s = s, .rc = true, .name = "rc", .c = c,
+                     .dev = buf->kind == LODE_BUF_HOST ? NULL : buf};
     char token[CMN_RDMA_TOKEN_FMT_SIZE];
     rc = xfer_open(&x, (uint8_t *)buf->ptr + off, len, NULL, ACCESS_READ, token, err);
     if (rc) {

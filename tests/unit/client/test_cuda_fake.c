@@ -177,6 +177,27 @@ int main(void)
     ok(res.bytes == 5000000 && res.offset == 1234567 && dev_same(d, 1234567, 5000000),
        "tcp range: the bytes");
 
+    /* AUTO prefers rc, device memory included (as a dma-buf); with no RDMA device here it
+     * goes on with tcp. RC asked for, without a device: plain HTTP, same bytes. */
+    memset(host, 0xee, sizeof(host)); /* overwrites the object's first bytes before each GET */
+    lode_client *autoc = client(LODE_TRANSPORT_AUTO, 0, 5000, NULL);
+    lode_buf *ab;
+    is_int(lode_buf_register(autoc, d, big + 100, LODE_BUF_CUDA, &ab), 0, "AUTO: device buffer");
+    cu_htod((unsigned long long)(uintptr_t)d, host, sizeof(host));
+    is_int(lode_get(autoc, "bkt", "big", NULL, ab, 0, &res), 0, "AUTO GET into device memory");
+    ok(res.transport == LODE_TRANSPORT_TCP && res.bytes == big && dev_same(d, 0, big),
+       "AUTO without RDMA: tcp, the bytes (%s)", res.message);
+    lode_buf_deregister(ab);
+    lode_client_destroy(autoc);
+    lode_client *rcc = client(LODE_TRANSPORT_RC, 0, 5000, NULL);
+    is_int(lode_buf_register(rcc, d, big + 100, LODE_BUF_CUDA, &ab), 0, "RC: device buffer");
+    cu_htod((unsigned long long)(uintptr_t)d, host, sizeof(host));
+    is_int(lode_get(rcc, "bkt", "big", NULL, ab, 0, &res), 0, "RC GET into device memory");
+    ok(res.fell_back && res.transport == LODE_TRANSPORT_HTTP && res.bytes == big &&
+       dev_same(d, 0, big), "RC without RDMA: plain HTTP fallback, the bytes (%s)", res.message);
+    lode_buf_deregister(ab);
+    lode_client_destroy(rcc);
+
     /* Plain HTTP into device memory. */
     lode_buf *hb;
     void *d2 = dev_alloc(big);
