@@ -113,23 +113,14 @@ int tool_buf_alloc(struct tool_buf *b, lode_client *c, bool cuda, size_t size, c
         }
     } else {
         /* mmap: large buffers without touching them first (pages appear as data lands).
-         * Buffers of several MiB start on a 2 MiB boundary and ask for transparent huge
-         * pages: a 1 GiB read otherwise takes 262144 page faults, which cost the client more
-         * CPU than receiving the bytes. */
-        size_t huge = (size_t)2 << 20;
-        b->map_len = b->alloc >= 2 * huge ? b->alloc + huge : b->alloc;
-        b->map = mmap(NULL, b->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (b->map == MAP_FAILED) {
-            b->map = NULL;
+         * No transparent huge pages: they save page faults, but where memory is fragmented
+         * the kernel compacts it first, and a read then stalls for seconds. */
+        b->ptr = mmap(NULL, b->alloc, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (b->ptr == MAP_FAILED) {
+            b->ptr = NULL;
             fprintf(stderr, "%s: cannot allocate %zu bytes: %s\n", prog, b->alloc,
                     strerror(errno));
             return TOOL_LOCAL_IO;
-        }
-        b->ptr = b->map;
-        if (b->map_len > b->alloc) {
-            uintptr_t a = ((uintptr_t)b->map + huge - 1) & ~(uintptr_t)(huge - 1);
-            b->ptr = (void *)a;
-            (void)madvise(b->ptr, b->alloc, MADV_HUGEPAGE); /* a hint: fine if refused */
         }
     }
     int rc = lode_buf_register(c, b->ptr, b->alloc, cuda ? LODE_BUF_CUDA : LODE_BUF_HOST, &b->reg);
@@ -149,7 +140,7 @@ void tool_buf_free(struct tool_buf *b)
         if (b->cuda)
             tool_cuda_free(b->ptr);
         else
-            munmap(b->map, b->map_len);
+            munmap(b->ptr, b->alloc);
     }
     memset(b, 0, sizeof(*b));
 }

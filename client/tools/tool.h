@@ -61,8 +61,6 @@ struct tool_buf {
     bool cuda;
     void *ptr;                     /* host pointer or device pointer */
     size_t size, alloc;
-    void *map;                     /* host buffers: the mapping (ptr lies inside it) */
-    size_t map_len;
     lode_buf *reg;
 };
 
