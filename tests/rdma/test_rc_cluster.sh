@@ -27,6 +27,9 @@ if [ "${LODE_RDMA_VM:-0}" != 1 ]; then
     # tree. Seven sanitizer-built daemons need more than the default guest memory.
     cd "$builddir" || tap_bail "cd $builddir"
     export LODE_SRCDIR=$srcdir LODE_BUILDDIR=$builddir
+    # The guest sees the host's / read-only, but its /tmp is its own: a source tree under
+    # /tmp (a CI clone) must be shared too.
+    export LODE_RDMA_VM_SHARE="$srcdir${LODE_RDMA_VM_SHARE:+:$LODE_RDMA_VM_SHARE}"
     exec "$srcdir/tests/rdma/vm.sh" -m "${LODE_RDMA_VM_MEM:-3072}" \
         -t "${LODE_RDMA_VM_TIMEOUT:-420}" /bin/bash "$srcdir/tests/rdma/test_rc_cluster.sh"
 fi

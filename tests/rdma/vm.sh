@@ -348,6 +348,10 @@ IFS=: read -r -a more <<< "${LODE_RDMA_VM_SHARE:-}"
 for d in ${more[@]+"${more[@]}"}; do
     [ -n "$d" ] && SHARES+=("$(cd "$d" && pwd -P)")
 done
+# Parents before children, each once: a folder mounted after one inside it would hide it
+# (the source tree shared alongside its build tree, for one).
+mapfile -t SHARES < <(printf '%s\n' "${SHARES[@]}" | awk '!seen[$0]++ { print length($0) "\t" $0 }' |
+    sort -n -k1,1 | cut -f2-)
 printf '%s\n' "${SHARES[@]}" > "$RUN/shares"
 QSHARES=()
 for i in "${!SHARES[@]}"; do
