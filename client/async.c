@@ -167,32 +167,49 @@ static int submit_job(lode_client *c, struct job *j, const char *bucket, const c
     return rc;
 }
 
-int lode_get_async(lode_client *c, const char *bucket, const char *key,
-                   const struct lode_get_opts *opts, lode_buf *buf, uint64_t buf_offset,
-                   lode_done_cb cb, void *user_data)
+/* The checks both submissions make, and the job they fill: NULL (last error set) when the
+ * arguments are wrong or memory is short. */
+static struct job *new_job(const char *fn, lode_client *c, const char *bucket, const char *key,
+                           lode_buf *buf, uint64_t buf_offset, lode_done_cb cb, void *user_data,
+                           int *rc)
 {
     struct cmn_err err;
     cmn_err_clear(&err);
-    int rc = (!c || !buf || buf->c != c || !cb)
-                 ? cmn_err_set(&err, -EINVAL, "lode_get_async: no client, callback, or a "
-                                              "buffer of another client")
-                 : lc_s3_check_names(bucket, key, &err);
-    if (rc) {
+    *rc = (!c || !buf || buf->c != c || !cb)
+              ? cmn_err_set(&err, -EINVAL, "%s: no client, callback, or a buffer of another client",
+                            fn)
+              : lc_s3_check_names(bucket, key, &err);
+    if (*rc) {
         lc_set_last_error(err.msg);
-        return rc;
+        return NULL;
     }
     struct job *j = calloc(1, sizeof(*j));
-    if (!j)
-        return -ENOMEM;
+    if (!j) {
+        *rc = -ENOMEM;
+        return NULL;
+    }
     j->buf = buf;
     j->buf_off = buf_offset;
     j->cb = cb;
     j->user_data = user_data;
+    return j;
+}
+
+int lode_get_async(lode_client *c, const char *bucket, const char *key,
+                   const struct lode_get_opts *opts, lode_buf *buf, uint64_t buf_offset,
+                   lode_done_cb cb, void *user_data)
+{
+    int rc;
+    struct job *j = new_job("lode_get_async", c, bucket, key, buf, buf_offset, cb, user_data, &rc);
+    if (!j)
+        return rc;
     if (opts && opts->range) {
         j->has_range = true;
         j->range = *opts->range;
     }
     j->part = opts ? opts->part_number : 0;
+    struct cmn_err err;
+    cmn_err_clear(&err);
     return submit_job(c, j, bucket, key, NULL, &err);
 }
 
@@ -200,24 +217,13 @@ int lode_put_async(lode_client *c, const char *bucket, const char *key, lode_buf
                    uint64_t buf_offset, uint64_t length, const struct lode_put_opts *opts,
                    lode_done_cb cb, void *user_data)
 {
+    int rc;
+    struct job *j = new_job("lode_put_async", c, bucket, key, buf, buf_offset, cb, user_data, &rc);
+    if (!j)
+        return rc;
+    j->put = true;
+    j->length = length;
     struct cmn_err err;
     cmn_err_clear(&err);
-    int rc = (!c || !buf || buf->c != c || !cb)
-                 ? cmn_err_set(&err, -EINVAL, "lode_put_async: no client, callback, or a "
-                                              "buffer of another client")
-                 : lc_s3_check_names(bucket, key, &err);
-    if (rc) {
-        lc_set_last_error(err.msg);
-        return rc;
-    }
-    struct job *j = calloc(1, sizeof(*j));
-    if (!j)
-        return -ENOMEM;
-    j->put = true;
-    j->buf = buf;
-    j->buf_off = buf_offset;
-    j->length = length;
-    j->cb = cb;
-    j->user_data = user_data;
     return submit_job(c, j, bucket, key, opts ? opts->content_type : NULL, &err);
 }

@@ -172,6 +172,16 @@ static int resolve(const struct lode_get_opts *o, struct lc_get_args *a, struct 
     return 0;
 }
 
+/* The checks lode_get and lode_put start with; on success the buffer is held (release it). */
+static int hold_args(const char *fn, lode_client *c, const char *bucket, const char *key,
+                     lode_buf *buf, uint64_t off, uint64_t len, struct cmn_err *err)
+{
+    if (!c || !buf || buf->c != c)
+        return cmn_err_set(err, -EINVAL, "%s: no client, or a buffer of another client", fn);
+    int rc = lc_s3_check_names(bucket, key, err);
+    return rc ? rc : lc_buf_hold(buf, off, len, err);
+}
+
 int lode_get(lode_client *c, const char *bucket, const char *key,
              const struct lode_get_opts *opts, lode_buf *buf, uint64_t buf_offset,
              struct lode_result *res)
@@ -182,11 +192,8 @@ int lode_get(lode_client *c, const char *bucket, const char *key,
     result_init(res);
     struct cmn_err err;
     cmn_err_clear(&err);
-    if (!c || !buf || buf->c != c)
-        return result_finish(res, cmn_err_set(&err, -EINVAL, "lode_get: no client, or a "
-                                                           "buffer of another client"), &err);
-    int rc = lc_s3_check_names(bucket, key, &err);
-    if (rc || (rc = lc_buf_hold(buf, buf_offset, 0, &err)) != 0)
+    int rc = hold_args("lode_get", c, bucket, key, buf, buf_offset, 0, &err);
+    if (rc)
         return result_finish(res, rc, &err);
     struct lc_get_args a = {
         .bucket = bucket,
@@ -271,11 +278,8 @@ int lode_put(lode_client *c, const char *bucket, const char *key, lode_buf *buf,
     result_init(res);
     struct cmn_err err;
     cmn_err_clear(&err);
-    if (!c || !buf || buf->c != c)
-        return result_finish(res, cmn_err_set(&err, -EINVAL, "lode_put: no client, or a "
-                                                           "buffer of another client"), &err);
-    int rc = lc_s3_check_names(bucket, key, &err);
-    if (rc || (rc = lc_buf_hold(buf, buf_offset, length, &err)) != 0)
+    int rc = hold_args("lode_put", c, bucket, key, buf, buf_offset, length, &err);
+    if (rc)
         return result_finish(res, rc, &err);
     if (c->transport == LODE_TRANSPORT_RC || c->transport == LODE_TRANSPORT_AUTO) {
         /* A staged upload: the gateway reads the bytes out of the buffer over RDMA. */
