@@ -98,6 +98,22 @@ int cli_call(struct cli_ctx *ctx, unsigned method, ProtobufCMessage *req, const 
 ProtobufCMessage *cli_unpack(const ProtobufCMessageDescriptor *desc,
                              const struct cmn_rpc_result *res, const char *what);
 
+/* cli_call then cli_unpack: asks the leader and decodes the reply with desc. Returns the
+ * message (free with protobuf_c_message_free_unpacked or the type's own free function) with
+ * *rc = CLI_EXIT_OK; or NULL with the error printed and *rc the exit code (CLI_EXIT_REFUSED
+ * when the reply does not decode). */
+ProtobufCMessage *cli_fetch(struct cli_ctx *ctx, unsigned method, ProtobufCMessage *req,
+                            const char *what, const ProtobufCMessageDescriptor *desc, int *rc);
+
+/* Version of the Command a mutation sends (meta refuses versions it does not know). */
+#define CLI_COMMAND_VERSION 1
+
+/* Commits a mutation: cmd (its op set by the caller; its version is set here) goes to the
+ * leader, and the CommandResult is checked too, since a refusal may come inside it rather
+ * than in the frame status. Returns CLI_EXIT_OK, or the exit code with the error printed
+ * ("lodectl: <what>: <reason>"). Nothing of cmd is kept. */
+int cli_commit(struct cli_ctx *ctx, unsigned method, Lode__Command *cmd, const char *what);
+
 /* Formats milliseconds since the epoch as ISO 8601 UTC ("-" for 0) into out (>= 32 bytes). */
 void cli_format_time(int64_t ms, char *out, size_t size);
 

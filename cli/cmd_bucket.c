@@ -7,7 +7,6 @@
 #include "cli/cli.h"
 #include "cli/output.h"
 
-#define COMMAND_VERSION 1
 /* What the gateways' erasure coder supports (gateway/ec.h); lode-meta refuses the rest. */
 #define EC_MAX_K 16
 #define EC_MAX_M 8
@@ -56,18 +55,12 @@ static int bucket_list(struct cli_ctx *ctx, int argc, char **argv)
     (void)argc;
     (void)argv;
     Lode__BucketListRequest req = LODE__BUCKET_LIST_REQUEST__INIT;
-    struct cmn_rpc_result res;
-    cmn_rpc_result_init(&res);
-    int rc = cli_call(ctx, CMN_RPC_BUCKET_LIST, &req.base, "bucket list", &res);
-    if (rc != CLI_EXIT_OK) {
-        cmn_rpc_result_free(&res);
-        return rc;
-    }
-    Lode__BucketListResponse *l = (Lode__BucketListResponse *)cli_unpack(
-        &lode__bucket_list_response__descriptor, &res, "bucket list");
-    cmn_rpc_result_free(&res);
+    int rc;
+    Lode__BucketListResponse *l = (Lode__BucketListResponse *)cli_fetch(
+        ctx, CMN_RPC_BUCKET_LIST, &req.base, "bucket list",
+        &lode__bucket_list_response__descriptor, &rc);
     if (!l)
-        return CLI_EXIT_REFUSED;
+        return rc;
 
     if (ctx->json) {
         struct cli_json j;
@@ -104,21 +97,14 @@ static int bucket_info(struct cli_ctx *ctx, int argc, char **argv)
 {
     (void)argc;
     Lode__NameRequest req = LODE__NAME_REQUEST__INIT;
-    struct cmn_rpc_result res;
     char what[300];
+    int rc;
     req.name = argv[0];
     snprintf(what, sizeof(what), "bucket '%s'", argv[0]);
-    cmn_rpc_result_init(&res);
-    int rc = cli_call(ctx, CMN_RPC_BUCKET_HEAD, &req.base, what, &res);
-    if (rc != CLI_EXIT_OK) {
-        cmn_rpc_result_free(&res);
-        return rc;
-    }
-    Lode__BucketRecord *b =
-        (Lode__BucketRecord *)cli_unpack(&lode__bucket_record__descriptor, &res, what);
-    cmn_rpc_result_free(&res);
+    Lode__BucketRecord *b = (Lode__BucketRecord *)cli_fetch(
+        ctx, CMN_RPC_BUCKET_HEAD, &req.base, what, &lode__bucket_record__descriptor, &rc);
     if (!b)
-        return CLI_EXIT_REFUSED;
+        return rc;
     if (ctx->json) {
         struct cli_json j;
         cli_json_init(&j, stdout);
@@ -162,18 +148,11 @@ bad:
 static int pick_owner(struct cli_ctx *ctx, const char *given, char **out)
 {
     Lode__Empty req = LODE__EMPTY__INIT;
-    struct cmn_rpc_result res;
-    cmn_rpc_result_init(&res);
-    int rc = cli_call(ctx, CMN_RPC_USER_LIST, &req.base, "user list", &res);
-    if (rc != CLI_EXIT_OK) {
-        cmn_rpc_result_free(&res);
-        return rc;
-    }
-    Lode__UserListResponse *l = (Lode__UserListResponse *)cli_unpack(
-        &lode__user_list_response__descriptor, &res, "user list");
-    cmn_rpc_result_free(&res);
+    int rc;
+    Lode__UserListResponse *l = (Lode__UserListResponse *)cli_fetch(
+        ctx, CMN_RPC_USER_LIST, &req.base, "user list", &lode__user_list_response__descriptor, &rc);
     if (!l)
-        return CLI_EXIT_REFUSED;
+        return rc;
     rc = CLI_EXIT_REFUSED;
     if (given) {
         for (size_t i = 0; i < l->n_users && rc != CLI_EXIT_OK; i++)
@@ -210,33 +189,16 @@ static int bucket_create(struct cli_ctx *ctx, int argc, char **argv)
     Lode__BucketRecord b = LODE__BUCKET_RECORD__INIT;
     Lode__CreateBucket cb = LODE__CREATE_BUCKET__INIT;
     Lode__Command cmd = LODE__COMMAND__INIT;
-    struct cmn_rpc_result res;
     char what[300];
     b.name = argv[0];
     b.owner = owner;
     b.ec_k = k;
     b.ec_m = m;
     cb.bucket = &b;
-    cmd.version = COMMAND_VERSION;
     cmd.op_case = LODE__COMMAND__OP_CREATE_BUCKET;
     cmd.create_bucket = &cb;
     snprintf(what, sizeof(what), "bucket '%s'", argv[0]);
-    cmn_rpc_result_init(&res);
-    rc = cli_call(ctx, CMN_RPC_BUCKET_CREATE, &cmd.base, what, &res);
-    if (rc == CLI_EXIT_OK) {
-        Lode__CommandResult *cr =
-            (Lode__CommandResult *)cli_unpack(&lode__command_result__descriptor, &res, what);
-        /* A refusal may come inside the CommandResult rather than the frame status. */
-        if (cr && cr->status != 0) {
-            cli_errorf("%s: %s", what, cr->message[0] ? cr->message : lode_strerror(cr->status));
-            rc = cli_exit_for_status(cr->status);
-        } else if (!cr) {
-            rc = CLI_EXIT_REFUSED;
-        }
-        if (cr)
-            lode__command_result__free_unpacked(cr, NULL);
-    }
-    cmn_rpc_result_free(&res);
+    rc = cli_commit(ctx, CMN_RPC_BUCKET_CREATE, &cmd, what);
     if (rc == CLI_EXIT_OK && ctx->json) {
         /* The record as meta stored it (with its creation time): one document, as info. */
         rc = bucket_info(ctx, 1, argv);

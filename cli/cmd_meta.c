@@ -412,20 +412,13 @@ static int check_addr(const char *what, const char *addr)
 static int voter_change(struct cli_ctx *ctx, unsigned method, ProtobufCMessage *req,
                         const char *what)
 {
-    struct cmn_rpc_result res;
-    cmn_rpc_result_init(&res);
-    int rc = cli_call(ctx, method, req, what, &res);
-    if (rc == CLI_EXIT_OK) {
-        Lode__MetaStatusResponse *st = (Lode__MetaStatusResponse *)cli_unpack(
-            &lode__meta_status_response__descriptor, &res, what);
-        if (st) {
-            print_members(ctx, st, what);
-            lode__meta_status_response__free_unpacked(st, NULL);
-        } else {
-            rc = CLI_EXIT_REFUSED;
-        }
+    int rc;
+    Lode__MetaStatusResponse *st = (Lode__MetaStatusResponse *)cli_fetch(
+        ctx, method, req, what, &lode__meta_status_response__descriptor, &rc);
+    if (st) {
+        print_members(ctx, st, what);
+        lode__meta_status_response__free_unpacked(st, NULL);
     }
-    cmn_rpc_result_free(&res);
     return rc;
 }
 

@@ -97,19 +97,8 @@ static void fmt_uuid(ProtobufCBinaryData b, char out[CMN_ID_HEX_SIZE])
 static Lode__ClusterMap *get_map(struct cli_ctx *ctx, const char *what, int *rc)
 {
     Lode__Empty req = LODE__EMPTY__INIT;
-    struct cmn_rpc_result res;
-    cmn_rpc_result_init(&res);
-    *rc = cli_call(ctx, CMN_RPC_CLUSTER_MAP_GET, &req.base, what, &res);
-    if (*rc != CLI_EXIT_OK) {
-        cmn_rpc_result_free(&res);
-        return NULL;
-    }
-    Lode__ClusterMap *m =
-        (Lode__ClusterMap *)cli_unpack(&lode__cluster_map__descriptor, &res, what);
-    cmn_rpc_result_free(&res);
-    if (!m)
-        *rc = CLI_EXIT_REFUSED;
-    return m;
+    return (Lode__ClusterMap *)cli_fetch(ctx, CMN_RPC_CLUSTER_MAP_GET, &req.base, what,
+                                         &lode__cluster_map__descriptor, rc);
 }
 
 static int cmp_nid(const void *a, const void *b)

@@ -6,31 +6,23 @@
 #include "cli/cli.h"
 #include "cli/output.h"
 
-#define COMMAND_VERSION 1
-
 static int user_create(struct cli_ctx *ctx, int argc, char **argv)
 {
     Lode__CreateUser cu = LODE__CREATE_USER__INIT;
     Lode__Command cmd = LODE__COMMAND__INIT;
-    struct cmn_rpc_result res;
     char what[300];
+    int rc;
 
     cu.name = argv[0];
-    cmd.version = COMMAND_VERSION;
+    cmd.version = CLI_COMMAND_VERSION;
     cmd.op_case = LODE__COMMAND__OP_CREATE_USER;
     cmd.create_user = &cu;
     snprintf(what, sizeof(what), "user '%s'", argv[0]);
-    cmn_rpc_result_init(&res);
-    int rc = cli_call(ctx, CMN_RPC_USER_CREATE, &cmd.base, what, &res);
-    if (rc != CLI_EXIT_OK) {
-        cmn_rpc_result_free(&res);
-        return rc;
-    }
-    Lode__UserCreateResponse *u =
-        (Lode__UserCreateResponse *)cli_unpack(&lode__user_create_response__descriptor, &res, what);
-    cmn_rpc_result_free(&res);
+    /* Not cli_commit: the reply is the new user with its keys, not a CommandResult. */
+    Lode__UserCreateResponse *u = (Lode__UserCreateResponse *)cli_fetch(
+        ctx, CMN_RPC_USER_CREATE, &cmd.base, what, &lode__user_create_response__descriptor, &rc);
     if (!u)
-        return CLI_EXIT_REFUSED;
+        return rc;
     if (ctx->json) {
         struct cli_json j;
         cli_json_init(&j, stdout);
@@ -60,18 +52,11 @@ static int user_create(struct cli_ctx *ctx, int argc, char **argv)
 static int user_list(struct cli_ctx *ctx, int argc, char **argv)
 {
     Lode__Empty req = LODE__EMPTY__INIT;
-    struct cmn_rpc_result res;
-    cmn_rpc_result_init(&res);
-    int rc = cli_call(ctx, CMN_RPC_USER_LIST, &req.base, "user list", &res);
-    if (rc != CLI_EXIT_OK) {
-        cmn_rpc_result_free(&res);
-        return rc;
-    }
-    Lode__UserListResponse *l = (Lode__UserListResponse *)cli_unpack(
-        &lode__user_list_response__descriptor, &res, "user list");
-    cmn_rpc_result_free(&res);
+    int rc;
+    Lode__UserListResponse *l = (Lode__UserListResponse *)cli_fetch(
+        ctx, CMN_RPC_USER_LIST, &req.base, "user list", &lode__user_list_response__descriptor, &rc);
     if (!l)
-        return CLI_EXIT_REFUSED;
+        return rc;
 
     char when[40];
     if (ctx->json) {
@@ -127,30 +112,13 @@ static int user_delete(struct cli_ctx *ctx, int argc, char **argv)
 {
     Lode__DeleteUser du = LODE__DELETE_USER__INIT;
     Lode__Command cmd = LODE__COMMAND__INIT;
-    struct cmn_rpc_result res;
     char what[300];
 
     du.name = argv[0];
-    cmd.version = COMMAND_VERSION;
     cmd.op_case = LODE__COMMAND__OP_DELETE_USER;
     cmd.delete_user = &du;
     snprintf(what, sizeof(what), "user '%s'", argv[0]);
-    cmn_rpc_result_init(&res);
-    int rc = cli_call(ctx, CMN_RPC_USER_DELETE, &cmd.base, what, &res);
-    if (rc == CLI_EXIT_OK) {
-        Lode__CommandResult *cr =
-            (Lode__CommandResult *)cli_unpack(&lode__command_result__descriptor, &res, what);
-        /* A domain failure may come inside the CommandResult rather than the frame status. */
-        if (cr && cr->status != 0) {
-            cli_errorf("%s: %s", what, cr->message[0] ? cr->message : lode_strerror(cr->status));
-            rc = cli_exit_for_status(cr->status);
-        } else if (!cr) {
-            rc = CLI_EXIT_REFUSED;
-        }
-        if (cr)
-            lode__command_result__free_unpacked(cr, NULL);
-    }
-    cmn_rpc_result_free(&res);
+    int rc = cli_commit(ctx, CMN_RPC_USER_DELETE, &cmd, what);
     if (rc != CLI_EXIT_OK)
         return rc;
     if (ctx->json) {

@@ -210,6 +210,38 @@ ProtobufCMessage *cli_unpack(const ProtobufCMessageDescriptor *desc,
     return m;
 }
 
+ProtobufCMessage *cli_fetch(struct cli_ctx *ctx, unsigned method, ProtobufCMessage *req,
+                            const char *what, const ProtobufCMessageDescriptor *desc, int *rc)
+{
+    struct cmn_rpc_result res;
+    ProtobufCMessage *m = NULL;
+    cmn_rpc_result_init(&res);
+    *rc = cli_call(ctx, method, req, what, &res);
+    if (*rc == CLI_EXIT_OK) {
+        m = cli_unpack(desc, &res, what);
+        if (!m)
+            *rc = CLI_EXIT_REFUSED;
+    }
+    cmn_rpc_result_free(&res);
+    return m;
+}
+
+int cli_commit(struct cli_ctx *ctx, unsigned method, Lode__Command *cmd, const char *what)
+{
+    int rc;
+    cmd->version = CLI_COMMAND_VERSION;
+    Lode__CommandResult *cr = (Lode__CommandResult *)cli_fetch(
+        ctx, method, &cmd->base, what, &lode__command_result__descriptor, &rc);
+    if (!cr)
+        return rc;
+    if (cr->status != 0) {
+        cli_errorf("%s: %s", what, cr->message[0] ? cr->message : lode_strerror(cr->status));
+        rc = cli_exit_for_status(cr->status);
+    }
+    lode__command_result__free_unpacked(cr, NULL);
+    return rc;
+}
+
 void cli_format_time(int64_t ms, char *out, size_t size)
 {
     if (ms <= 0) {

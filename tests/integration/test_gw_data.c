@@ -36,6 +36,8 @@
 #include "gateway/objget.h"
 #include "gateway/objput.h"
 #include "gateway/placement.h"
+#include "tests/lib/gw_fixture.h"
+#include "tests/lib/loop.h"
 #include "tests/lib/node_proc.h"
 #include "tests/lib/proc.h"
 #include "tests/tap.h"
@@ -46,13 +48,7 @@
 #define MIB (1024u * 1024u)
 
 static uv_loop_t loop;
-static struct tl_cluster *meta;
-static struct cmn_meta_client *mc;
-static struct tl_node *nodes[N_NODES];
-static uint32_t nids[N_NODES];
-static struct cmn_meta_async *ma;
-static struct gw_cluster *cl;
-static struct gw_nodepool *pool;
+static struct tl_gw_fixture fx;
 static uint64_t rnd_state = 0x5eed;
 
 static uint64_t rnd(void)
@@ -60,79 +56,10 @@ static uint64_t rnd(void)
     return gw_rand_splitmix(&rnd_state);
 }
 
-/* ---- loop helpers ---------------------------------------------------------------------- */
-
-static void on_tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
-static bool run_until(const atomic_int *flag, uint64_t limit_ms)
-{
-    uv_timer_t tick;
-    uv_timer_init(&loop, &tick);
-    uv_timer_start(&tick, on_tick, 5, 5);
-    uint64_t end = cmn_mono_ms() + limit_ms;
-    while (!atomic_load(flag) && cmn_mono_ms() < end)
-        uv_run(&loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    return atomic_load(flag) != 0;
-}
-
-static void run_for(uint64_t ms)
-{
-    atomic_int never = 0;
-    run_until(&never, ms);
-}
-
-static void on_done_flag(void *data)
-{
-    atomic_fetch_add((atomic_int *)data, 1);
-}
-
-static uint32_t wait_registered(struct tl_node *n)
-{
-    uint64_t deadline = cmn_mono_ms() + 20000;
-    while (cmn_mono_ms() < deadline) {
-        struct cmn_rpc_sync *c = NULL;
-        Lode__NodeHealthResponse *h = NULL;
-        uint32_t nid = 0;
-        if (tl_node_connect(n, T_MS, &c, NULL) == 0) {
-            if (tl_node_health(c, T_MS, &h, NULL) == 0) {
-                nid = h->nid;
-                lode__node_health_response__free_unpacked(h, NULL);
-            }
-            cmn_rpc_sync_close(c);
-        }
-        if (nid)
-            return nid;
-        run_for(100);
-    }
-    return 0;
-}
-
-static int map_state(uint32_t nid)
-{
-    struct gw_cluster_map *m = gw_cluster_map_get(cl);
-    const struct gw_map_node *n = m ? gw_cluster_map_find(m, nid) : NULL;
-    int st = n ? (int)n->state : -1;
-    gw_cluster_map_put(m);
-    return st;
-}
-
-static bool wait_state(uint32_t nid, Lode__NodeState want, uint32_t timeout_ms)
-{
-    uint64_t deadline = cmn_mono_ms() + timeout_ms;
-    while (map_state(nid) != (int)want && cmn_mono_ms() < deadline)
-        run_for(50);
-    return map_state(nid) == (int)want;
-}
-
 static unsigned node_index(uint32_t nid)
 {
     for (unsigned i = 0; i < N_NODES; i++)
-        if (nids[i] == nid)
+        if (fx.nids[i] == nid)
             return i;
     return N_NODES;
 }
@@ -170,8 +97,8 @@ static struct gw_objput *put_create(struct put *p, uint64_t size, bool degraded,
                                     struct cmn_err *err, int *rc)
 {
     memset(p, 0, sizeof(*p));
-    struct gw_cluster_map *m = gw_cluster_map_get(cl);
-    struct gw_objput_config c = {.loop = &loop, .pool = pool, .meta = ma, .map = m,
+    struct gw_cluster_map *m = gw_cluster_map_get(fx.cl);
+    struct gw_objput_config c = {.loop = &loop, .pool = fx.pool, .meta = fx.ma, .map = m,
                                  .policy = POLICY, .allow_degraded = degraded, .size = size,
                                  .seed = rnd(), .window = window, .timeout_ms = 3000,
                                  .done = on_put_done, .ready = on_put_ready, .data = p};
@@ -207,7 +134,7 @@ static Lode__Layout *put_object(uint64_t size, uint64_t seed, bool degraded, uns
         if (got < 0)
             break;
         off += (uint64_t)got;
-        if ((size_t)got < n && !run_until(&p.ready, T_MS)) {
+        if ((size_t)got < n && !tl_loop_run_until(&loop, &p.ready, T_MS)) {
             diag("no ready callback");
             break;
         }
@@ -216,7 +143,7 @@ static Lode__Layout *put_object(uint64_t size, uint64_t seed, bool degraded, uns
     free(data);
     if (off == size)
         gw_objput_finish(op);
-    run_until(&p.done, 3 * T_MS);
+    tl_loop_run_until(&loop, &p.done, 3 * T_MS);
     gw_objput_stats(op, st);
     if (st->buffered_max > st->buffer_limit) {
         gauge_ok = false;
@@ -282,8 +209,8 @@ static int get_range(const Lode__ObjectRecord *rec, uint64_t off, uint64_t len, 
     memset(&gt, 0, sizeof(gt));
     gt.buf = out;
     gt.slow = slow;
-    struct gw_cluster_map *m = gw_cluster_map_get(cl);
-    struct gw_objget_config c = {.loop = &loop, .pool = pool, .meta = ma, .map = m,
+    struct gw_cluster_map *m = gw_cluster_map_get(fx.cl);
+    struct gw_objget_config c = {.loop = &loop, .pool = fx.pool, .meta = fx.ma, .map = m,
                                  .record = rec, .offset = off, .length = len,
                                  .window = slow ? 2 : 0, .timeout_ms = 3000,
                                  .on_data = on_get_data, .on_done = on_get_done, .data = &gt};
@@ -300,7 +227,7 @@ static int get_range(const Lode__ObjectRecord *rec, uint64_t off, uint64_t len, 
         gt.slow_timer.data = &gt;
         uv_timer_start(&gt.slow_timer, on_slow, 3, 3);
     }
-    if (!run_until(&gt.done, 6 * T_MS))
+    if (!tl_loop_run_until(&loop, &gt.done, 6 * T_MS))
         gt.status = LODE_ETIMEOUT;
     if (slow)
         uv_close((uv_handle_t *)&gt.slow_timer, NULL);
@@ -462,11 +389,11 @@ static void test_basic(void)
     is_int(bad, 0, "a three-part record reads whole, across part boundaries and in ranges");
     uint8_t dummy;
     struct gw_objget *g = NULL;
-    struct gw_objget_config c = {.loop = &loop, .pool = pool, .map = NULL, .record = &rec};
+    struct gw_objget_config c = {.loop = &loop, .pool = fx.pool, .map = NULL, .record = &rec};
     struct cmn_err err;
     (void)dummy;
     pi[1].size += 1; /* the parts no longer add up to the object */
-    struct gw_cluster_map *m = gw_cluster_map_get(cl);
+    struct gw_cluster_map *m = gw_cluster_map_get(fx.cl);
     c.map = m;
     c.on_data = on_get_data;
     c.on_done = on_get_done;
@@ -487,7 +414,7 @@ static void test_retry(void)
 {
     /* Node 6 dies; the map still calls it UP for a while, so small puts land on it and must
      * move to replacement nodes. */
-    tl_node_kill(nodes[5], SIGKILL);
+    tl_node_kill(fx.nodes[5], SIGKILL);
     uint64_t retries = 0;
     unsigned good = 0;
     for (unsigned i = 0; i < 12; i++) {
@@ -499,7 +426,7 @@ static void test_retry(void)
             obj_init(&o, 3000 + i, 900 + i, l);
             bool on_dead = false;
             for (unsigned c = 0; c < 3; c++)
-                on_dead |= l->stripes[0]->chunks[c]->nid == nids[5];
+                on_dead |= l->stripes[0]->chunks[c]->nid == fx.nids[5];
             good += !on_dead && check_obj(&o, 0, false, NULL) == 0;
             free(o.data);
             gw_layout_free(l);
@@ -513,7 +440,7 @@ static void test_retry(void)
 static void test_degraded(void)
 {
     /* Node 6 is dead already; node 5 follows. */
-    tl_node_kill(nodes[4], SIGKILL);
+    tl_node_kill(fx.nodes[4], SIGKILL);
     struct gw_objget_stats sum = {0};
     unsigned bad = 0;
     for (size_t i = 0; i < N_OBJ; i++)
@@ -521,8 +448,8 @@ static void test_degraded(void)
     is_int(bad, 0, "two nodes down (map not yet aware): every object reads back right");
     ok(sum.degraded_stripes > 0, "... through degraded, decoded stripes (%llu)",
        (unsigned long long)sum.degraded_stripes);
-    ok(wait_state(nids[4], LODE__NODE_STATE__NODE_DOWN, 8000) &&
-           wait_state(nids[5], LODE__NODE_STATE__NODE_DOWN, 8000),
+    ok(tl_gw_fixture_wait_state(&fx, fx.nids[4], LODE__NODE_STATE__NODE_DOWN, 8000) &&
+           tl_gw_fixture_wait_state(&fx, fx.nids[5], LODE__NODE_STATE__NODE_DOWN, 8000),
        "the map marks both nodes DOWN");
     memset(&sum, 0, sizeof(sum));
     bad = 0;
@@ -553,12 +480,12 @@ static void test_degraded(void)
 
     /* The nodes come back. */
     struct cmn_err e2;
-    ok(tl_node_run(nodes[4], &e2) == 0 && tl_node_run(nodes[5], &e2) == 0,
+    ok(tl_node_run(fx.nodes[4], &e2) == 0 && tl_node_run(fx.nodes[5], &e2) == 0,
        "the two nodes restart");
-    ok(wait_state(nids[4], LODE__NODE_STATE__NODE_UP, 10000) &&
-           wait_state(nids[5], LODE__NODE_STATE__NODE_UP, 10000),
+    ok(tl_gw_fixture_wait_state(&fx, fx.nids[4], LODE__NODE_STATE__NODE_UP, 10000) &&
+           tl_gw_fixture_wait_state(&fx, fx.nids[5], LODE__NODE_STATE__NODE_UP, 10000),
        "... and are UP again");
-    run_for(1500); /* past the pool's hold on them */
+    tl_loop_run_for(&loop, 1500); /* past the pool's hold on them */
     bad = 0;
     for (size_t i = 0; i < N_OBJ; i++)
         bad += check_obj(&objs[i], 2, false, NULL);
@@ -611,12 +538,12 @@ static void test_corrupt(void)
     const Lode__ChunkRef *ref = o->layout->stripes[0]->chunks[1];
     unsigned ni = node_index(ref->nid);
     uint32_t cs = o->layout->chunk_size;
-    tl_node_kill(nodes[ni], SIGKILL);
-    bool flipped = flip_in_dir(nodes[ni]->dir_list[0], o->data + cs + 1000, 64);
+    tl_node_kill(fx.nodes[ni], SIGKILL);
+    bool flipped = flip_in_dir(fx.nodes[ni]->dir_list[0], o->data + cs + 1000, 64);
     ok(flipped, "a byte of data chunk 1 flipped in node %u's volume", ni + 1);
     struct cmn_err err;
-    ok(tl_node_run(nodes[ni], &err) == 0, "the node restarts");
-    run_for(1500);
+    ok(tl_node_run(fx.nodes[ni], &err) == 0, "the node restarts");
+    tl_loop_run_for(&loop, 1500);
     struct gw_objget_stats sum = {0};
     is_int(check_obj(o, 0, false, &sum), 0, "the object still reads back right");
     ok(sum.degraded_stripes == 1 && sum.corrupt_reported == 1,
@@ -626,14 +553,14 @@ static void test_corrupt(void)
     uint64_t deadline = cmn_mono_ms() + 5000;
     while (!listed && cmn_mono_ms() < deadline) {
         Lode__CorruptListResponse *cl_ = NULL;
-        if (tl_meta_corrupt_list(mc, ref->nid, T_MS, &cl_, NULL) == 0) {
+        if (tl_meta_corrupt_list(fx.mc, ref->nid, T_MS, &cl_, NULL) == 0) {
             for (size_t i = 0; i < cl_->n_chunks; i++)
                 listed |= cl_->chunks[i]->chunk_id.len == 16 &&
                           memcmp(cl_->chunks[i]->chunk_id.data, ref->chunk_id.data, 16) == 0;
             lode__corrupt_list_response__free_unpacked(cl_, NULL);
         }
         if (!listed)
-            run_for(100);
+            tl_loop_run_for(&loop, 100);
     }
     ok(listed, "meta lists the chunk as corrupt");
 }
@@ -641,22 +568,13 @@ static void test_corrupt(void)
 /* GC_LIST: entries with `reason`. */
 static int gc_count(const char *reason)
 {
-    Lode__GcListRequest q = LODE__GC_LIST_REQUEST__INIT;
-    q.max = 100000;
-    struct cmn_rpc_result res;
-    cmn_rpc_result_init(&res);
-    int n = -1;
-    if (cmn_meta_client_call(mc, CMN_RPC_GC_LIST, &q.base, T_MS, &res) == 0) {
-        Lode__GcListResponse *l = lode__gc_list_response__unpack(NULL, res.body.len,
-                                                                 res.body.data);
-        if (l) {
-            n = 0;
-            for (size_t i = 0; i < l->n_entries; i++)
-                n += strcmp(l->entries[i]->reason, reason) == 0;
-            lode__gc_list_response__free_unpacked(l, NULL);
-        }
-    }
-    cmn_rpc_result_free(&res);
+    Lode__GcListResponse *l = NULL;
+    if (tl_meta_gc_list(fx.mc, 100000, T_MS, &l, NULL) != 0)
+        return -1;
+    int n = 0;
+    for (size_t i = 0; i < l->n_entries; i++)
+        n += strcmp(l->entries[i]->reason, reason) == 0;
+    lode__gc_list_response__free_unpacked(l, NULL);
     return n;
 }
 
@@ -664,7 +582,7 @@ static bool wait_gc(const char *reason, int want)
 {
     uint64_t deadline = cmn_mono_ms() + 5000;
     while (gc_count(reason) < want && cmn_mono_ms() < deadline)
-        run_for(50);
+        tl_loop_run_for(&loop, 50);
     return gc_count(reason) == want;
 }
 
@@ -686,7 +604,8 @@ static void test_abort(void)
     op = put_create(&p, 3 * MIB, false, 0, &err, &rc);
     took = gw_objput_write(op, data, 1 * MIB);
     is_int(gw_objput_finish(op), -EINVAL, "finish after 1 of 3 MiB: -EINVAL");
-    ok(run_until(&p.done, T_MS) && p.status == -EINVAL, "... done reports it (%s)", p.message);
+    ok(tl_loop_run_until(&loop, &p.done, T_MS) && p.status == -EINVAL,
+       "... done reports it (%s)", p.message);
     is_int(gw_objput_write(op, data, 10), -EINVAL, "... later writes fail");
     gw_objput_close(op);
     ok(wait_gc("aborted put", before + 18), "... and its 6 chunks are queued too");
@@ -698,7 +617,7 @@ static void test_abort(void)
     int d0 = gc_count("meta refused");
     struct gw_objput_stats st;
     Lode__Layout *l = put_object(1 * MIB, 55, false, 0, &st);
-    is_int(gw_objput_discard(ma, l, "meta refused"), 0, "a delivered layout is discarded");
+    is_int(gw_objput_discard(fx.ma, l, "meta refused"), 0, "a delivered layout is discarded");
     ok(wait_gc("meta refused", d0 + 6), "... its 6 chunks are queued");
     gw_layout_free(l);
 }
@@ -709,53 +628,20 @@ int main(void)
     uv_loop_init(&loop);
     struct cmn_err err;
     cmn_err_clear(&err);
-    struct tl_cluster_options mo = TL_CLUSTER_OPTIONS_DEFAULT;
-    mo.replicas = 1;
-    mo.name = "gwdata-meta";
-    mo.extra_conf = "node-suspect-after = 1s\nnode-down-after = 2s\n";
-    if (tl_cluster_start(&mo, &meta, &err) != 0)
-        tap_bail("start lode-meta: %s", cmn_err_text(&err));
-    unsigned leader;
-    if (tl_cluster_wait_leader(meta, 10000, &leader) != 0)
-        tap_bail("no meta leader");
-    mc = tl_cluster_client(meta);
-    static const char *names[N_NODES] = {"gwdata-n1", "gwdata-n2", "gwdata-n3",
-                                         "gwdata-n4", "gwdata-n5", "gwdata-n6"};
-    static const char *fds[N_NODES] = {"fd-1", "fd-2", "fd-3", "fd-4", "fd-5", "fd-6"};
-    for (unsigned i = 0; i < N_NODES; i++) {
-        struct tl_node_options o = TL_NODE_OPTIONS_DEFAULT;
-        o.name = names[i];
-        o.meta = meta;
-        o.failure_domain = fds[i];
-        o.volume_size = "64MiB";
-        o.log_level = "warn";
-        if (tl_node_start(&o, &nodes[i], &err) != 0)
-            tap_bail("start lode-node %u: %s", i + 1, cmn_err_text(&err));
-    }
-    for (unsigned i = 0; i < N_NODES; i++)
-        if (!(nids[i] = wait_registered(nodes[i])))
-            tap_bail("node %u did not register", i + 1);
-
-    struct cmn_meta_async_config mac = {.addrs = tl_cluster_rpc_addrs(meta),
-                                        .secret = meta->secret_text,
-                                        .secret_len = meta->secret_len};
-    if (cmn_meta_async_create(&loop, &mac, &ma, &err))
-        tap_bail("meta client: %s", cmn_err_text(&err));
-    struct gw_cluster_config cc = {.refresh_ms = 200, .kick_gap_ms = 100};
-    if (gw_cluster_create(&cc, &cl) || gw_cluster_start(cl, &loop, ma))
-        tap_bail("cluster refresher");
+    struct tl_gw_fixture_options fo = TL_GW_FIXTURE_OPTIONS_DEFAULT;
+    fo.name = "gwdata";
+    fo.n_nodes = N_NODES;
+    fo.volume_size = "64MiB";
+    fo.node_log_level = "warn";
+    fo.call_timeout_ms = T_MS;
+    fo.register_timeout_ms = 20000;
+    fo.fail_hold_ms = 500;
+    if (tl_gw_fixture_start(&fx, &loop, &fo, &err) != 0)
+        tap_bail("%s", cmn_err_text(&err));
     bool up = true;
     for (unsigned i = 0; i < N_NODES; i++)
-        up &= wait_state(nids[i], LODE__NODE_STATE__NODE_UP, T_MS);
+        up &= tl_gw_fixture_wait_state(&fx, fx.nids[i], LODE__NODE_STATE__NODE_UP, T_MS);
     ok(up, "six nodes UP in the map");
-    struct gw_nodepool_config pc = GW_NODEPOOL_CONFIG_DEFAULT;
-    pc.loop = &loop;
-    pc.cluster = cl;
-    pc.secret = meta->secret_text;
-    pc.secret_len = meta->secret_len;
-    pc.fail_hold_ms = 500;
-    if (gw_nodepool_create(&pc, &pool))
-        tap_bail("node pool");
 
     test_basic();
     test_abort();
@@ -767,23 +653,10 @@ int main(void)
         gw_layout_free(objs[i].layout);
         free(objs[i].data);
     }
-    atomic_int closed = 0;
-    gw_nodepool_close(pool, on_done_flag, &closed);
-    run_until(&closed, T_MS);
-    closed = 0;
-    gw_cluster_stop(cl, on_done_flag, &closed);
-    cmn_meta_async_close(ma, NULL, NULL);
-    run_until(&closed, T_MS);
-    gw_cluster_destroy(cl);
-    uv_run(&loop, UV_RUN_NOWAIT);
+    tl_gw_fixture_close(&fx);
     is_int(uv_loop_close(&loop), 0, "every handle closed");
-    int crashed = tl_cluster_crash_count(meta);
-    for (unsigned i = 0; i < N_NODES; i++)
-        crashed += tl_node_crash_count(nodes[i]);
-    is_int(crashed, 0, "no daemon crashed");
+    is_int(tl_gw_fixture_crash_count(&fx), 0, "no daemon crashed");
     int rc = tap_done();
-    for (unsigned i = 0; i < N_NODES; i++)
-        tl_node_destroy(nodes[i], rc != 0);
-    tl_cluster_destroy(meta, rc != 0);
+    tl_gw_fixture_destroy(&fx, rc != 0);
     return rc;
 }

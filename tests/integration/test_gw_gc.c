@@ -34,6 +34,8 @@
 #include "gateway/cluster.h"
 #include "gateway/gc.h"
 #include "gateway/nodepool.h"
+#include "tests/lib/gw_fixture.h"
+#include "tests/lib/loop.h"
 #include "tests/lib/node_proc.h"
 #include "tests/lib/proc.h"
 #include "tests/tap.h"
@@ -45,83 +47,7 @@
 #define MAX_REFS 64
 
 static uv_loop_t loop;
-static struct tl_cluster *meta;
-static struct cmn_meta_client *mc;
-static struct tl_node *nodes[2];
-static uint32_t nids[2];
-
-/* ---- loop helpers ---------------------------------------------------------------------- */
-
-static void on_tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
-static bool run_until(const atomic_int *flag, uint64_t limit_ms)
-{
-    uv_timer_t tick;
-    uv_timer_init(&loop, &tick);
-    uv_timer_start(&tick, on_tick, 5, 5);
-    uint64_t end = cmn_mono_ms() + limit_ms;
-    while (!atomic_load(flag) && cmn_mono_ms() < end)
-        uv_run(&loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    return atomic_load(flag) != 0;
-}
-
-static void run_for(uint64_t ms)
-{
-    atomic_int never = 0;
-    run_until(&never, ms);
-}
-
-static void on_done_flag(void *data)
-{
-    atomic_fetch_add((atomic_int *)data, 1);
-}
-
-/* ---- cluster helpers ------------------------------------------------------------------- */
-
-static uint32_t wait_registered(struct tl_node *n)
-{
-    uint64_t deadline = cmn_mono_ms() + REGISTER_MS;
-    while (cmn_mono_ms() < deadline) {
-        struct cmn_rpc_sync *c = NULL;
-        Lode__NodeHealthResponse *h = NULL;
-        uint32_t nid = 0;
-        if (tl_node_connect(n, T_MS, &c, NULL) == 0) {
-            if (tl_node_health(c, T_MS, &h, NULL) == 0) {
-                nid = h->nid;
-                lode__node_health_response__free_unpacked(h, NULL);
-            }
-            cmn_rpc_sync_close(c);
-        }
-        if (nid)
-            return nid;
-        run_for(100);
-    }
-    return 0;
-}
-
-/* The state our refresher last published for nid, or -1. */
-static int map_state(struct gw_cluster *cl, uint32_t nid)
-{
-    struct gw_cluster_map *m = gw_cluster_map_get(cl);
-    const struct gw_map_node *n = gw_cluster_map_find(m, nid);
-    int st = n ? (int)n->state : -1;
-    gw_cluster_map_put(m);
-    return st;
-}
-
-static bool wait_map_state(struct gw_cluster *cl, uint32_t nid, Lode__NodeState want,
-                           uint32_t timeout_ms)
-{
-    uint64_t deadline = cmn_mono_ms() + timeout_ms;
-    while (map_state(cl, nid) != (int)want && cmn_mono_ms() < deadline)
-        run_for(50);
-    return map_state(cl, nid) == (int)want;
-}
+static struct tl_gw_fixture fx;
 
 struct ref {
     uint32_t nid;
@@ -146,7 +72,7 @@ static int gc_enqueue(const struct ref *refs, size_t n)
     cmd.op_case = LODE__COMMAND__OP_GC_ENQUEUE;
     cmd.gc_enqueue = &g;
     struct tl_commit_result out;
-    int rc = tl_commit(mc, CMN_RPC_GC_ENQUEUE, &cmd, T_MS, &out);
+    int rc = tl_commit(fx.mc, CMN_RPC_GC_ENQUEUE, &cmd, T_MS, &out);
     if (rc)
         diag("GC_ENQUEUE: %s", out.message);
     return rc;
@@ -155,27 +81,20 @@ static int gc_enqueue(const struct ref *refs, size_t n)
 /* The whole queue as meta lists it: entries, and how many name `nid` (when not 0). */
 static int gc_queue(uint32_t nid, size_t *n_for_nid)
 {
-    Lode__GcListRequest q = LODE__GC_LIST_REQUEST__INIT;
-    q.max = 10000;
-    struct cmn_rpc_result res;
-    cmn_rpc_result_init(&res);
-    int n = -1;
-    if (cmn_meta_client_call(mc, CMN_RPC_GC_LIST, &q.base, T_MS, &res) == 0) {
-        Lode__GcListResponse *l = lode__gc_list_response__unpack(NULL, res.body.len,
-                                                                 res.body.data);
-        if (l) {
-            n = (int)l->n_entries;
-            size_t k = 0;
-            for (size_t i = 0; i < l->n_entries; i++)
-                k += l->entries[i]->chunk && l->entries[i]->chunk->nid == nid;
-            if (n_for_nid)
-                *n_for_nid = k;
-            lode__gc_list_response__free_unpacked(l, NULL);
-        }
-    } else {
-        diag("GC_LIST: %s", res.message);
+    Lode__GcListResponse *l = NULL;
+    struct cmn_err err;
+    cmn_err_clear(&err);
+    if (tl_meta_gc_list(fx.mc, 10000, T_MS, &l, &err) != 0) {
+        diag("%s", cmn_err_text(&err));
+        return -1;
     }
-    cmn_rpc_result_free(&res);
+    size_t k = 0;
+    for (size_t i = 0; i < l->n_entries; i++)
+        k += l->entries[i]->chunk && l->entries[i]->chunk->nid == nid;
+    if (n_for_nid)
+        *n_for_nid = k;
+    int n = (int)l->n_entries;
+    lode__gc_list_response__free_unpacked(l, NULL);
     return n;
 }
 
@@ -184,12 +103,12 @@ static void put_direct(unsigned i, unsigned count, struct ref *refs, size_t *n)
 {
     struct cmn_rpc_sync *c = NULL;
     struct cmn_err err;
-    if (tl_node_connect(nodes[i], T_MS, &c, &err) != 0)
+    if (tl_node_connect(fx.nodes[i], T_MS, &c, &err) != 0)
         tap_bail("connect to node %u: %s", i, cmn_err_text(&err));
     uint8_t data[3000];
     for (unsigned k = 0; k < count; k++) {
         struct ref *r = &refs[(*n)++];
-        r->nid = nids[i];
+        r->nid = fx.nids[i];
         struct cmn_id id = cmn_id_random();
         memcpy(r->id, id.b, 16);
         tl_fill(data, sizeof(data), (uint64_t)k * 31 + i);
@@ -206,11 +125,11 @@ static void put_direct(unsigned i, unsigned count, struct ref *refs, size_t *n)
 static size_t present(unsigned i, const struct ref *refs, size_t n)
 {
     struct cmn_rpc_sync *c = NULL;
-    if (tl_node_connect(nodes[i], T_MS, &c, NULL) != 0)
+    if (tl_node_connect(fx.nodes[i], T_MS, &c, NULL) != 0)
         return (size_t)-1;
     size_t k = 0;
     for (size_t j = 0; j < n; j++) {
-        if (refs[j].nid != nids[i])
+        if (refs[j].nid != fx.nids[i])
             continue;
         struct cmn_rpc_result res;
         cmn_rpc_result_init(&res);
@@ -258,7 +177,7 @@ static int lookup(struct gw_keys *k, struct cmn_meta_async *ma, const char *key,
     l->req.cb = on_key;
     int rc = gw_keys_lookup(k, ma, key, strlen(key), &l->req);
     if (rc == 0)
-        run_until(&l->fired, T_MS);
+        tl_loop_run_until(&loop, &l->fired, T_MS);
     return rc;
 }
 
@@ -274,7 +193,7 @@ static void test_keys(struct cmn_meta_async *ma)
     cmd.create_user = &cu;
     struct cmn_rpc_result res;
     cmn_rpc_result_init(&res);
-    int rc = cmn_meta_client_call(mc, CMN_RPC_USER_CREATE, &cmd.base, T_MS, &res);
+    int rc = cmn_meta_client_call(fx.mc, CMN_RPC_USER_CREATE, &cmd.base, T_MS, &res);
     Lode__UserCreateResponse *u =
         rc ? NULL : lode__user_create_response__unpack(NULL, res.body.len, res.body.data);
     cmn_rpc_result_free(&res);
@@ -339,7 +258,7 @@ static void test_keys(struct cmn_meta_async *ma)
     Lode__Command dc = LODE__COMMAND__INIT;
     dc.op_case = LODE__COMMAND__OP_DELETE_USER;
     dc.delete_user = &du;
-    is_int(tl_commit(mc, CMN_RPC_USER_DELETE, &dc, T_MS, NULL), 0, "the user is deleted");
+    is_int(tl_commit(fx.mc, CMN_RPC_USER_DELETE, &dc, T_MS, NULL), 0, "the user is deleted");
     is_int(lookup(k, ma, ak, &l), GW_KEYS_HIT, "the cached key still answers (key-cache-ttl)");
     gw_keys_invalidate(k, ak, strlen(ak));
     is_int(lookup(k, ma, ak, &l), 0, "invalidated: asked again");
@@ -385,7 +304,7 @@ static int outcome(struct call *c, int submitted)
 {
     if (submitted != 0)
         return submitted;
-    run_until(&c->fired, T_MS);
+    tl_loop_run_until(&loop, &c->fired, T_MS);
     return c->status;
 }
 
@@ -397,25 +316,25 @@ static void test_pool(struct gw_nodepool *p)
     uint64_t h = tl_xxh3(data, len);
     struct cmn_id id = cmn_id_random();
     struct call c = {0};
-    is_int(outcome(&c, gw_nodepool_put(p, fresh(&c), nids[0], id.b, data, len, h, T_MS)), 0,
+    is_int(outcome(&c, gw_nodepool_put(p, fresh(&c), fx.nids[0], id.b, data, len, h, T_MS)), 0,
            "a 256KiB chunk put through the pool");
-    is_int(outcome(&c, gw_nodepool_get(p, fresh(&c), nids[0], id.b, 0, 0, T_MS)), 0,
+    is_int(outcome(&c, gw_nodepool_get(p, fresh(&c), fx.nids[0], id.b, 0, 0, T_MS)), 0,
            "read back whole");
     ok(c.got_len == len && memcmp(c.got, data, len) == 0, "... byte for byte");
-    is_int(outcome(&c, gw_nodepool_get(p, fresh(&c), nids[0], id.b, 100000, 4096, T_MS)), 0,
+    is_int(outcome(&c, gw_nodepool_get(p, fresh(&c), fx.nids[0], id.b, 100000, 4096, T_MS)), 0,
            "a 4KiB range at 100000");
     ok(c.got_len == 4096 && memcmp(c.got, data + 100000, 4096) == 0, "... the right bytes");
     struct cmn_id id2 = cmn_id_random();
-    is_int(outcome(&c, gw_nodepool_put(p, fresh(&c), nids[0], id2.b, data, len, h ^ 1, T_MS)),
+    is_int(outcome(&c, gw_nodepool_put(p, fresh(&c), fx.nids[0], id2.b, data, len, h ^ 1, T_MS)),
            LODE_ECORRUPT, "a put with the wrong checksum is refused by the node");
-    is_int(outcome(&c, gw_nodepool_delete(p, fresh(&c), nids[0], id.b, T_MS)), 0, "delete");
-    struct ref r = {.nid = nids[0]};
+    is_int(outcome(&c, gw_nodepool_delete(p, fresh(&c), fx.nids[0], id.b, T_MS)), 0, "delete");
+    struct ref r = {.nid = fx.nids[0]};
     memcpy(r.id, id.b, 16);
     is_int(present(0, &r, 1), 0, "the node no longer has it");
-    is_int(outcome(&c, gw_nodepool_get(p, fresh(&c), nids[0], id.b, 0, 0, T_MS)), LODE_ENOCHUNK,
+    is_int(outcome(&c, gw_nodepool_get(p, fresh(&c), fx.nids[0], id.b, 0, 0, T_MS)), LODE_ENOCHUNK,
            "reading it: no such chunk");
     struct gw_nodepool_node_stats ns;
-    gw_nodepool_node_stats(p, nids[0], &ns);
+    gw_nodepool_node_stats(p, fx.nids[0], &ns);
     ok(ns.calls == 6 && ns.transport_failures == 0 && !ns.on_hold && ns.connects == 1,
        "six calls on one connection, no transport failure");
     fresh(&c);
@@ -445,7 +364,7 @@ static struct gw_gc_pass run_pass(struct gw_gc *gc)
         w.pass.status = rc;
         return w.pass;
     }
-    if (!run_until(&w.done, 30000))
+    if (!tl_loop_run_until(&loop, &w.done, 30000))
         w.pass.status = LODE_ETIMEOUT;
     return w.pass;
 }
@@ -475,7 +394,7 @@ static void test_gc(struct cmn_meta_async *ma, struct gw_cluster *cl, struct gw_
     put_direct(0, PER_NODE, refs, &n);
     put_direct(1, PER_NODE, refs, &n);
     for (int g = 0; g < GHOSTS; g++) {
-        refs[n].nid = nids[g];
+        refs[n].nid = fx.nids[g];
         struct cmn_id id = cmn_id_random();
         memcpy(refs[n++].id, id.b, 16);
     }
@@ -510,35 +429,35 @@ static void test_gc(struct cmn_meta_async *ma, struct gw_cluster *cl, struct gw_
     put_direct(0, 10, refs, &n);
     put_direct(1, 10, refs, &n);
     is_int(gc_enqueue(refs, n), 0, "20 more chunks queued, 10 per node");
-    is_int(tl_node_kill(nodes[1], SIGTERM), 0, "node 2 stopped");
+    is_int(tl_node_kill(fx.nodes[1], SIGTERM), 0, "node 2 stopped");
     pass = run_pass(gc);
     size_t left = 0;
     ok(pass.status == 0 && pass.deleted == 10 && pass.skipped + pass.failed == 10,
        "a pass deletes node 1's 10 and leaves node 2's (%llu failed, %llu skipped)",
        (unsigned long long)pass.failed, (unsigned long long)pass.skipped);
-    ok(gc_queue(nids[1], &left) == 10 && left == 10, "exactly node 2's 10 entries are queued");
+    ok(gc_queue(fx.nids[1], &left) == 10 && left == 10, "exactly node 2's 10 entries are queued");
     is_int(present(0, refs, n), 0, "node 1's chunks are gone");
     struct gw_nodepool_node_stats ns;
-    gw_nodepool_node_stats(p, nids[1], &ns);
+    gw_nodepool_node_stats(p, fx.nids[1], &ns);
     ok(ns.transport_failures >= 1, "the stopped node counted a transport failure (%llu)",
        (unsigned long long)ns.transport_failures);
     pass = run_pass(gc);
     ok(pass.status == 0 && pass.skipped + pass.failed == 10 && pass.deleted == 0 &&
            gc_queue(0, NULL) == 10,
        "a pass while it is still stopped keeps them");
-    ok(wait_map_state(cl, nids[1], LODE__NODE_STATE__NODE_DOWN, 10000),
+    ok(tl_gw_fixture_wait_state(&fx, fx.nids[1], LODE__NODE_STATE__NODE_DOWN, 10000),
        "meta marks node 2 DOWN and the refresher sees it");
-    gw_nodepool_node_stats(p, nids[1], &ns);
+    gw_nodepool_node_stats(p, fx.nids[1], &ns);
     uint64_t calls = ns.calls;
     pass = run_pass(gc);
-    gw_nodepool_node_stats(p, nids[1], &ns);
+    gw_nodepool_node_stats(p, fx.nids[1], &ns);
     ok(pass.status == 0 && pass.skipped == 10 && ns.calls == calls,
        "with node 2 DOWN its entries are skipped without calling it");
 
     struct cmn_err err;
-    if (tl_node_run(nodes[1], &err) != 0)
+    if (tl_node_run(fx.nodes[1], &err) != 0)
         tap_bail("restart node 2: %s", cmn_err_text(&err));
-    ok(wait_map_state(cl, nids[1], LODE__NODE_STATE__NODE_UP, REGISTER_MS),
+    ok(tl_gw_fixture_wait_state(&fx, fx.nids[1], LODE__NODE_STATE__NODE_UP, REGISTER_MS),
        "node 2 is back UP in the map");
     uint64_t deadline = cmn_mono_ms() + 10000;
     unsigned passes = 0;
@@ -547,7 +466,7 @@ static void test_gc(struct cmn_meta_async *ma, struct gw_cluster *cl, struct gw_
         passes++;
         if (gc_queue(0, NULL) == 0)
             break;
-        run_for(200);
+        tl_loop_run_for(&loop, 200);
     } while (cmn_mono_ms() < deadline);
     is_int(gc_queue(0, NULL), 0, "once it is back the queue empties (%u pass(es))", passes);
     is_int(present(1, refs, n), 0, "node 2's chunks are gone");
@@ -557,13 +476,13 @@ static void test_gc(struct cmn_meta_async *ma, struct gw_cluster *cl, struct gw_
     put_direct(1, 2, refs, &n);
     is_int(gc_enqueue(refs, n), 0, "2 chunks of node 2 queued");
     Lode__SetNodeState ss = LODE__SET_NODE_STATE__INIT;
-    ss.nid = nids[1];
+    ss.nid = fx.nids[1];
     ss.state = LODE__NODE_STATE__NODE_REMOVED;
     Lode__Command cmd = LODE__COMMAND__INIT;
     cmd.op_case = LODE__COMMAND__OP_SET_NODE_STATE;
     cmd.set_node_state = &ss;
-    is_int(tl_commit(mc, CMN_RPC_NODE_SET_STATE, &cmd, T_MS, NULL), 0, "node 2 removed");
-    ok(wait_map_state(cl, nids[1], LODE__NODE_STATE__NODE_REMOVED, T_MS),
+    is_int(tl_commit(fx.mc, CMN_RPC_NODE_SET_STATE, &cmd, T_MS, NULL), 0, "node 2 removed");
+    ok(tl_gw_fixture_wait_state(&fx, fx.nids[1], LODE__NODE_STATE__NODE_REMOVED, T_MS),
        "the refresher sees it REMOVED");
     pass = run_pass(gc);
     ok(pass.status == 0 && pass.gone == 2 && pass.acked == 2 && pass.deleted == 0,
@@ -577,12 +496,12 @@ static void test_gc(struct cmn_meta_async *ma, struct gw_cluster *cl, struct gw_
     is_int(gw_gc_start(gc), 0, "periodic passes started (every 300ms)");
     deadline = cmn_mono_ms() + 5000;
     while (gc_queue(0, NULL) != 0 && cmn_mono_ms() < deadline)
-        run_for(100);
+        tl_loop_run_for(&loop, 100);
     is_int(gc_queue(0, NULL), 0, "the periodic collector empties the queue");
     is_int(present(0, refs, n), 0, "... and deletes the chunks");
     atomic_int closed = 0;
-    gw_gc_close(gc, on_done_flag, &closed);
-    ok(run_until(&closed, T_MS), "the collector closes");
+    gw_gc_close(gc, tl_loop_done_flag, &closed);
+    ok(tl_loop_run_until(&loop, &closed, T_MS), "the collector closes");
     cmn_metrics_destroy(metrics);
 }
 
@@ -592,81 +511,32 @@ int main(void)
     uv_loop_init(&loop);
     struct cmn_err err;
     cmn_err_clear(&err);
-    struct tl_cluster_options mo = TL_CLUSTER_OPTIONS_DEFAULT;
-    mo.replicas = 1;
-    mo.name = "gwgc-meta";
-    mo.extra_conf = "node-suspect-after = 1s\nnode-down-after = 2s\n";
-    if (tl_cluster_start(&mo, &meta, &err) != 0)
-        tap_bail("start lode-meta: %s", cmn_err_text(&err));
-    unsigned leader;
-    if (tl_cluster_wait_leader(meta, 10000, &leader) != 0)
-        tap_bail("no meta leader");
-    mc = tl_cluster_client(meta);
-    for (unsigned i = 0; i < 2; i++) {
-        struct tl_node_options o = TL_NODE_OPTIONS_DEFAULT;
-        o.name = i ? "gwgc-node2" : "gwgc-node1";
-        o.meta = meta;
-        o.failure_domain = i ? "fd-2" : "fd-1";
-        if (tl_node_start(&o, &nodes[i], &err) != 0)
-            tap_bail("start lode-node %u: %s", i + 1, cmn_err_text(&err));
-    }
-    for (unsigned i = 0; i < 2; i++) {
-        nids[i] = wait_registered(nodes[i]);
-        if (!nids[i])
-            tap_bail("node %u did not register", i + 1);
-    }
-
-    struct cmn_meta_async_config mac = {.addrs = tl_cluster_rpc_addrs(meta),
-                                        .secret = meta->secret_text,
-                                        .secret_len = meta->secret_len};
-    struct cmn_meta_async *ma;
-    if (cmn_meta_async_create(&loop, &mac, &ma, &err))
-        tap_bail("meta client: %s", cmn_err_text(&err));
-    struct gw_cluster_config cc = {.refresh_ms = 200, .kick_gap_ms = 100};
-    struct gw_cluster *cl;
-    if (gw_cluster_create(&cc, &cl) || gw_cluster_start(cl, &loop, ma))
-        tap_bail("cluster refresher");
-    ok(wait_map_state(cl, nids[0], LODE__NODE_STATE__NODE_UP, T_MS) &&
-           wait_map_state(cl, nids[1], LODE__NODE_STATE__NODE_UP, T_MS),
+    struct tl_gw_fixture_options fo = TL_GW_FIXTURE_OPTIONS_DEFAULT;
+    fo.name = "gwgc";
+    fo.n_nodes = 2;
+    fo.call_timeout_ms = T_MS;
+    fo.register_timeout_ms = REGISTER_MS;
+    fo.fail_hold_ms = 200;
+    if (tl_gw_fixture_start(&fx, &loop, &fo, &err) != 0)
+        tap_bail("%s", cmn_err_text(&err));
+    ok(tl_gw_fixture_wait_state(&fx, fx.nids[0], LODE__NODE_STATE__NODE_UP, T_MS) &&
+           tl_gw_fixture_wait_state(&fx, fx.nids[1], LODE__NODE_STATE__NODE_UP, T_MS),
        "the refresher publishes both nodes UP");
-    struct gw_cluster_map *m = gw_cluster_map_get(cl);
-    const struct gw_map_node *mn = gw_cluster_map_find(m, nids[0]);
-    ok(mn && strcmp(mn->address, nodes[0]->rpc_addr) == 0 &&
+    struct gw_cluster_map *m = gw_cluster_map_get(fx.cl);
+    const struct gw_map_node *mn = gw_cluster_map_find(m, fx.nids[0]);
+    ok(mn && strcmp(mn->address, fx.nodes[0]->rpc_addr) == 0 &&
            strcmp(mn->failure_domain, "fd-1") == 0,
        "node 1's address and failure domain as registered");
     gw_cluster_map_put(m);
 
-    test_keys(ma);
+    test_keys(fx.ma);
+    test_pool(fx.pool);
+    test_gc(fx.ma, fx.cl, fx.pool);
 
-    struct gw_nodepool_config pc = GW_NODEPOOL_CONFIG_DEFAULT;
-    pc.loop = &loop;
-    pc.cluster = cl;
-    pc.secret = meta->secret_text;
-    pc.secret_len = meta->secret_len;
-    pc.fail_hold_ms = 200;
-    struct gw_nodepool *p;
-    if (gw_nodepool_create(&pc, &p))
-        tap_bail("node pool");
-    test_pool(p);
-    test_gc(ma, cl, p);
-
-    atomic_int closed = 0;
-    gw_nodepool_close(p, on_done_flag, &closed);
-    run_until(&closed, T_MS);
-    closed = 0;
-    gw_cluster_stop(cl, on_done_flag, &closed);
-    cmn_meta_async_close(ma, NULL, NULL);
-    run_until(&closed, T_MS);
-    gw_cluster_destroy(cl);
-    uv_run(&loop, UV_RUN_NOWAIT);
+    tl_gw_fixture_close(&fx);
     is_int(uv_loop_close(&loop), 0, "every handle closed");
-
-    int crashed = tl_node_crash_count(nodes[0]) + tl_node_crash_count(nodes[1]) +
-                  tl_cluster_crash_count(meta);
-    is_int(crashed, 0, "no daemon crashed");
+    is_int(tl_gw_fixture_crash_count(&fx), 0, "no daemon crashed");
     int rc = tap_done();
-    for (unsigned i = 0; i < 2; i++)
-        tl_node_destroy(nodes[i], rc != 0);
-    tl_cluster_destroy(meta, rc != 0);
+    tl_gw_fixture_destroy(&fx, rc != 0);
     return rc;
 }

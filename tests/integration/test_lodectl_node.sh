@@ -6,59 +6,22 @@
 # 3 unreachable/unreadable.
 srcdir=${LODE_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 builddir=${LODE_BUILDDIR:-.}
+# shellcheck source=tests/lib/tap.sh
 . "$srcdir/tests/lib/tap.sh"
+# shellcheck source=tests/lib/lodectl.sh
+. "$srcdir/tests/lib/lodectl.sh"
 
-LODECTL="$builddir/lodectl"
-HELPER="$builddir/tests/lib/meta_cluster"
-[ -x "$LODECTL" ] || tap_bail "$LODECTL not built"
-[ -x "$HELPER" ] || tap_bail "$HELPER not built"
 [ -x "$builddir/lode-node" ] || tap_bail "$builddir/lode-node not built"
 command -v python3 >/dev/null 2>&1 || tap_skip_all "python3 is needed (JSON, byte offsets)"
-
-tmp=$(mktemp -d "${TEST_TMPDIR:-/tmp}/test_lodectl_node.XXXXXX") || tap_bail "mktemp"
-helper_pid=
-cleanup() {
-    if [ -n "$helper_pid" ]; then
-        # SIGUSR1 keeps the cluster directory and prints the logs for a failed run.
-        if tap_failed; then kill -USR1 "$helper_pid" 2>/dev/null
-        else kill -TERM "$helper_pid" 2>/dev/null; fi
-        wait "$helper_pid" 2>/dev/null
-    fi
-    if tap_failed; then diag "kept $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
 # One meta replica is enough here (the cluster map is what is tested), and two nodes.
-"$HELPER" "$tmp/env" 1 2 &
-helper_pid=$!
-i=0
-while [ ! -f "$tmp/env" ] && [ $i -lt 300 ]; do
-    kill -0 "$helper_pid" 2>/dev/null || break
-    sleep 0.1
-    i=$((i + 1))
-done
-[ -f "$tmp/env" ] || tap_bail "the cluster did not start"
-. "$tmp/env"
-export LODE_META LODE_SECRET_FILE
-unset LODE_CLUSTER_SECRET
+lc_start test_lodectl_node 1 2
+
 set -- $NODE_ADDRS
 addr1=$1 addr2=$2
 set -- $NODE_PIDS
 pid1=$1 pid2=$2
 set -- $NODE_DIRS
 dir1=$1 dir2=$2
-
-run() { # run ARGS...: sets $out (stdout), $err (stderr), $rc
-    "$LODECTL" "$@" >"$tmp/out" 2>"$tmp/err"
-    rc=$?
-    out=$(cat "$tmp/out")
-    err=$(cat "$tmp/err")
-}
-
-json_get() { # json_get PYTHON-EXPR: evaluates it with `d` = the JSON document in $out
-    printf '%s' "$out" | python3 -c "import json,sys; d=json.load(sys.stdin); print($1)" 2>/dev/null
-}
 
 # ---- node list: both nodes register and come up ----
 up=0

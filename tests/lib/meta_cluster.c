@@ -132,29 +132,8 @@ static int start_node(struct tl_cluster *c, unsigned i, struct cmn_err *err)
     if (fclose(f) != 0)
         return cmn_err_set(err, -errno, "%s: %s", n->conf, strerror(errno));
 
-    fflush(stdout);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0)
-        return cmn_err_set(err, -errno, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        int fd = open(n->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        int in = open("/dev/null", O_RDONLY);
-        if (fd < 0 || in < 0)
-            _exit(127);
-        dup2(in, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        char *args[] = {bin, (char *)"-c", n->conf, NULL};
-        execv(bin, args);
-        dprintf(2, "exec %s: %s\n", bin, strerror(errno));
-        _exit(127);
-    }
-    n->pid = pid;
-    return 0;
+    const char *argv[] = {bin, "-c", n->conf, NULL};
+    return tl_spawn(argv, n->log, NULL, &n->pid, err);
 }
 
 /* Reaps nodes that exited (a test may stop one). */

@@ -2,16 +2,12 @@
 #include "tests/lib/node_proc.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <xxh_x86dispatch.h>
 
@@ -24,155 +20,16 @@
 #define STOP_GRACE_MS 10000
 #define LOG_TAIL_LINES 30
 
-/* Nodes not yet destroyed, so that exit() (tap_bail, an early return) still stops them. */
-static struct tl_node *live[16];
-static int atexit_installed;
-
-/* TAP comment lines without tap.h (which is one-per-program). */
-__attribute__((format(printf, 1, 2))) static void note(const char *fmt, ...)
-{
-    va_list ap;
-    fputs("# ", stdout);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    fputc('\n', stdout);
-    fflush(stdout);
-}
-
-__attribute__((format(printf, 1, 2))) static char *xasprintf(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-    va_start(ap, fmt);
-    int n = vasprintf(&s, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        fprintf(stderr, "node_proc: out of memory\n");
-        abort();
-    }
-    return s;
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static int write_file(const char *path, const char *text, mode_t mode)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0)
-        return -errno;
-    size_t len = strlen(text), off = 0;
-    while (off < len) {
-        ssize_t n = write(fd, text + off, len - off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            int e = -errno;
-            close(fd);
-            return e;
-        }
-        off += (size_t)n;
-    }
-    return close(fd) == 0 ? 0 : -errno;
-}
-
-static void append_log_line(const char *path, const char *line)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return;
-    ssize_t n = write(fd, line, strlen(line));
-    (void)n;
-    close(fd);
-}
-
-static char *read_whole(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    size_t cap = 0, n = 0;
-    for (;;) {
-        if (cap - n < 4096) {
-            size_t ncap = cap ? cap * 2 : 8192;
-            char *nb = realloc(buf, ncap + 1);
-            if (!nb)
-                break;
-            buf = nb;
-            cap = ncap;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    fclose(f);
-    if (buf)
-        buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
-static const char *tail_start(const char *text, size_t len, unsigned lines)
-{
-    const char *p = text + len;
-    if (p > text && p[-1] == '\n')
-        p--;
-    while (p > text) {
-        if (p[-1] == '\n' && --lines == 0)
-            break;
-        p--;
-    }
-    return p;
-}
-
 void tl_node_log_tail(struct tl_node *n, unsigned lines)
 {
-    size_t len = 0;
-    char *text = read_whole(n->log_path, &len);
-    note("---- node log (%s), last %u lines ----", n->log_path, lines);
-    if (!text) {
-        note("(no log)");
-        return;
-    }
-    const char *p = tail_start(text, len, lines);
-    while (*p) {
-        const char *e = strchr(p, '\n');
-        int k = e ? (int)(e - p) : (int)strlen(p);
-        note("  %.*s", k > 400 ? 400 : k, p);
-        p += k + (e ? 1 : 0);
-    }
-    free(text);
+    tl_note("---- node log (%s), last %u lines ----", n->log_path, lines);
+    tl_log_print_tail(n->log_path, lines);
 }
 
 char *tl_node_log_read(struct tl_node *n)
 {
     size_t len = 0;
-    return read_whole(n->log_path, &len);
-}
-
-/* Appends the last lines of the log to err's message, flattened to one line. */
-static void tail_into_err(struct tl_node *n, struct cmn_err *err)
-{
-    size_t len = 0;
-    char *text = read_whole(n->log_path, &len);
-    if (!text || !err)
-        return;
-    const char *p = tail_start(text, len, 4);
-    char flat[300], old[CMN_ERR_MSG_MAX];
-    size_t k = 0;
-    for (; *p && k + 1 < sizeof(flat); p++)
-        flat[k++] = *p == '\n' ? '|' : *p;
-    flat[k] = '\0';
-    free(text);
-    snprintf(old, sizeof(old), "%s", err->msg);
-    cmn_err_set(err, err->code, "%s; log %s ends: %s", old, n->log_path, flat);
+    return tl_read_file(n->log_path, &len);
 }
 
 /* ---- lifecycle ---- */
@@ -217,23 +74,15 @@ static int stop_one(struct tl_node *n, int sig, unsigned grace_ms)
         return -ESRCH;
     n->sent_signal = sig;
     kill(n->pid, sig);
-    uint64_t deadline = cmn_mono_ms() + grace_ms;
-    for (;;) {
-        pid_t p = waitpid(n->pid, &status, WNOHANG);
-        if (p == n->pid) {
-            reap(n, status);
-            return 0;
-        }
-        if (p < 0 && errno == ECHILD) {
-            n->pid = 0;
-            return 0;
-        }
-        if (cmn_mono_ms() >= deadline)
-            break;
-        sleep_ms(5);
+    int rc = tl_wait_exit(n->pid, grace_ms, 5, &status);
+    if (rc == 0)
+        reap(n, status);
+    if (rc == 0 || rc == -ECHILD) {
+        n->pid = 0;
+        return 0;
     }
-    note("node %s (pid %d) ignored signal %d for %u ms: SIGKILL", n->rpc_addr, (int)n->pid, sig,
-         grace_ms);
+    tl_note("node %s (pid %d) ignored signal %d for %u ms: SIGKILL", n->rpc_addr, (int)n->pid,
+            sig, grace_ms);
     n->unexpected_exits++; /* a node that does not stop on SIGTERM is a bug too */
     n->sent_signal = SIGKILL;
     kill(n->pid, SIGKILL);
@@ -256,7 +105,7 @@ static void release(struct tl_node *n, bool failed)
         stop_one(n, SIGTERM, STOP_GRACE_MS);
     if (failed) {
         tl_node_log_tail(n, LOG_TAIL_LINES);
-        note("kept node directory %s", n->dir);
+        tl_note("kept node directory %s", n->dir);
     } else if (n->dir) {
         tl_rmtree(n->dir);
     }
@@ -273,41 +122,19 @@ static void release(struct tl_node *n, bool failed)
     free(n);
 }
 
-static void at_exit_stop(void)
+/* Run at exit for a node the test did not destroy (tap_bail, an early return). */
+static void stop_at_exit(void *obj)
 {
-    for (size_t k = 0; k < sizeof(live) / sizeof(live[0]); k++) {
-        if (live[k]) {
-            struct tl_node *n = live[k];
-            live[k] = NULL;
-            note("node %s was not destroyed before exit: stopping it", n->dir);
-            release(n, true);
-        }
-    }
-}
-
-static void track(struct tl_node *n, bool add)
-{
-    if (!atexit_installed) {
-        atexit(at_exit_stop);
-        atexit_installed = 1;
-    }
-    for (size_t k = 0; k < sizeof(live) / sizeof(live[0]); k++) {
-        if (add && !live[k]) {
-            live[k] = n;
-            return;
-        }
-        if (!add && live[k] == n) {
-            live[k] = NULL;
-            return;
-        }
-    }
+    struct tl_node *n = obj;
+    tl_note("node %s was not destroyed before exit: stopping it", n->dir);
+    release(n, true);
 }
 
 void tl_node_destroy(struct tl_node *n, bool failed)
 {
     if (!n)
         return;
-    track(n, false);
+    tl_exit_untrack(n);
     release(n, failed);
 }
 
@@ -319,11 +146,11 @@ static const char *or_default(const char *v, const char *def)
 int tl_node_write_config(struct tl_node *n, struct cmn_err *err)
 {
     const struct tl_node_options *o = &n->opts;
-    char *opt = xasprintf("%s", "");
+    char *opt = tl_xasprintf("%s", "");
 #define OPT(key, val)                                                                   \
     do {                                                                                \
         if (val) {                                                                      \
-            char *t_ = xasprintf("%s%s = %s\n", opt, key, val);                         \
+            char *t_ = tl_xasprintf("%s%s = %s\n", opt, key, val);                      \
             free(opt);                                                                  \
             opt = t_;                                                                   \
         }                                                                               \
@@ -337,7 +164,7 @@ int tl_node_write_config(struct tl_node *n, struct cmn_err *err)
 #undef OPT
     const char *extra = o->extra_conf ? o->extra_conf : "";
     size_t elen = strlen(extra);
-    char *text = xasprintf("# generated by tests/lib/node_proc.c\n"
+    char *text = tl_xasprintf("# generated by tests/lib/node_proc.c\n"
                            "cluster = %s\n"
                            "data-dirs = %s\n"
                            "rpc-address = %s\n"
@@ -358,7 +185,7 @@ int tl_node_write_config(struct tl_node *n, struct cmn_err *err)
                            or_default(o->scrub_rate, "0"), opt, extra,
                            elen && extra[elen - 1] != '\n' ? "\n" : "");
     free(opt);
-    int rc = write_file(n->conf_path, text, 0644);
+    int rc = tl_write_file(n->conf_path, text, 0644);
     free(text);
     if (rc != 0)
         return cmn_err_set(err, rc, "write %s: %s", n->conf_path, lode_strerror(rc));
@@ -368,7 +195,7 @@ int tl_node_write_config(struct tl_node *n, struct cmn_err *err)
 /* Splits n->data_dirs into dir_list. */
 static int split_dirs(struct tl_node *n, struct cmn_err *err)
 {
-    char *copy = xasprintf("%s", n->data_dirs), *save = NULL;
+    char *copy = tl_xasprintf("%s", n->data_dirs), *save = NULL;
     n->n_dirs = 0;
     for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         while (*t == ' ')
@@ -377,7 +204,7 @@ static int split_dirs(struct tl_node *n, struct cmn_err *err)
             free(copy);
             return cmn_err_set(err, -EINVAL, "at most %d data directories", TL_NODE_MAX_DIRS);
         }
-        n->dir_list[n->n_dirs++] = xasprintf("%s", t);
+        n->dir_list[n->n_dirs++] = tl_xasprintf("%s", t);
     }
     free(copy);
     return n->n_dirs ? 0 : cmn_err_set(err, -EINVAL, "no data directory");
@@ -401,40 +228,33 @@ int tl_node_create(const struct tl_node_options *opts, struct tl_node **out, str
         return cmn_err_set(err, -EINVAL, "at most %d data directories", TL_NODE_MAX_DIRS);
     }
 
-    const char *bd = getenv("LODE_BUILDDIR");
-    n->node_bin = bd && *bd ? xasprintf("%s/lode-node", bd) : xasprintf("./lode-node");
-    if (access(n->node_bin, X_OK) != 0) {
-        rc = cmn_err_set(err, -errno, "%s: %s (set LODE_BUILDDIR to the build directory)",
-                         n->node_bin, strerror(errno));
+    rc = tl_daemon_bin("lode-node", &n->node_bin, err);
+    if (rc != 0) {
+        free(n);
+        return rc;
+    }
+    rc = tl_make_tmpdir(n->opts.name, &n->dir, err);
+    if (rc != 0) {
         free(n->node_bin);
         free(n);
         return rc;
     }
-    char *tmpl = xasprintf("%s/%s.XXXXXX", tl_tmpdir(), n->opts.name);
-    if (!mkdtemp(tmpl)) {
-        rc = cmn_err_set(err, -errno, "mkdtemp %s: %s", tmpl, strerror(errno));
-        free(tmpl);
-        free(n->node_bin);
-        free(n);
-        return rc;
-    }
-    n->dir = tmpl;
-    track(n, true);
-    n->conf_path = xasprintf("%s/node.conf", n->dir);
-    n->log_path = xasprintf("%s/node.log", n->dir);
+    tl_exit_track(n, stop_at_exit);
+    n->conf_path = tl_xasprintf("%s/node.conf", n->dir);
+    n->log_path = tl_xasprintf("%s/node.log", n->dir);
 
     if (opts->data_dirs) {
-        n->data_dirs = xasprintf("%s", opts->data_dirs);
+        n->data_dirs = tl_xasprintf("%s", opts->data_dirs);
     } else {
-        n->data_dirs = xasprintf("%s", "");
+        n->data_dirs = tl_xasprintf("%s", "");
         for (unsigned i = 0; i < n->opts.n_dirs; i++) {
-            char *d = xasprintf("%s/data%u", n->dir, i);
+            char *d = tl_xasprintf("%s/data%u", n->dir, i);
             if (mkdir(d, 0755) != 0) {
                 rc = cmn_err_set(err, -errno, "mkdir %s: %s", d, strerror(errno));
                 free(d);
                 goto fail;
             }
-            char *s = xasprintf("%s%s%s", n->data_dirs, i ? "," : "", d);
+            char *s = tl_xasprintf("%s%s%s", n->data_dirs, i ? "," : "", d);
             free(d);
             free(n->data_dirs);
             n->data_dirs = s;
@@ -463,25 +283,15 @@ int tl_node_create(const struct tl_node_options *opts, struct tl_node **out, str
 
     if (n->opts.meta) {
         struct tl_cluster *c = n->opts.meta;
-        n->secret_path = xasprintf("%s", c->secret_path);
+        n->secret_path = tl_xasprintf("%s", c->secret_path);
         snprintf(n->secret_text, sizeof(n->secret_text), "%s", c->secret_text);
         n->secret_len = c->secret_len;
-        n->meta_addrs = xasprintf("%s", tl_cluster_rpc_addrs(c));
+        n->meta_addrs = tl_xasprintf("%s", tl_cluster_rpc_addrs(c));
     } else {
-        uint8_t raw[32];
-        if ((rc = cmn_random_bytes(raw, sizeof(raw))) != 0) {
-            cmn_err_set(err, rc, "random secret: %s", lode_strerror(rc));
+        rc = tl_secret_create(n->dir, n->secret_text, &n->secret_len, &n->secret_path, err);
+        if (rc != 0)
             goto fail;
-        }
-        cmn_hex_encode(raw, sizeof(raw), n->secret_text);
-        explicit_bzero(raw, sizeof(raw));
-        n->secret_len = strlen(n->secret_text);
-        n->secret_path = xasprintf("%s/cluster.secret", n->dir);
-        if ((rc = write_file(n->secret_path, n->secret_text, 0600)) != 0) {
-            cmn_err_set(err, rc, "write %s: %s", n->secret_path, lode_strerror(rc));
-            goto fail;
-        }
-        n->meta_addrs = xasprintf("%s", addrs[2]); /* nobody listens there */
+        n->meta_addrs = tl_xasprintf("%s", addrs[2]); /* nobody listens there */
     }
     if ((rc = tl_node_write_config(n, err)) != 0)
         goto fail;
@@ -489,7 +299,7 @@ int tl_node_create(const struct tl_node_options *opts, struct tl_node **out, str
     return 0;
 
 fail:
-    track(n, false);
+    tl_exit_untrack(n);
     release(n, true);
     return rc;
 }
@@ -505,34 +315,12 @@ static int spawn(struct tl_node *n, const char *const *args, struct cmn_err *err
         argv[argc++] = *args;
     argv[argc] = NULL;
 
-    pid_t parent = getpid();
-    char *banner = xasprintf("=== tests/lib/node_proc: run %u: %s -c %s\n", n->runs + 1,
-                             n->node_bin, n->conf_path);
-    append_log_line(n->log_path, banner);
+    char *banner = tl_xasprintf("=== tests/lib/node_proc: run %u: %s -c %s\n", n->runs + 1,
+                                n->node_bin, n->conf_path);
+    int rc = tl_spawn(argv, n->log_path, banner, &n->pid, err);
     free(banner);
-    fflush(stdout);
-    fflush(stderr);
-
-    pid_t pid = fork();
-    if (pid < 0)
-        return cmn_err_set(err, -errno, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        /* Dies with the test, however the test ends. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        int fd = open(n->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        int in = open("/dev/null", O_RDONLY);
-        if (fd < 0 || in < 0)
-            _exit(127);
-        dup2(in, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execv(n->node_bin, (char *const *)argv);
-        dprintf(2, "exec %s: %s\n", n->node_bin, strerror(errno));
-        _exit(127);
-    }
-    n->pid = pid;
+    if (rc != 0)
+        return rc;
     n->sent_signal = 0;
     n->runs++;
     return 0;
@@ -567,7 +355,7 @@ int tl_node_run(struct tl_node *n, struct cmn_err *err)
                         n->rpc_addr, WIFSIGNALED(n->last_status) ? "signal" : "status",
                         WIFSIGNALED(n->last_status) ? WTERMSIG(n->last_status)
                                                     : WEXITSTATUS(n->last_status));
-            tail_into_err(n, err);
+            tl_err_add_log_tail(err, n->log_path, 4);
             return err ? err->code : LODE_EUNAVAILABLE;
         }
         rc = tl_node_ping(n, 1000);
@@ -575,11 +363,11 @@ int tl_node_run(struct tl_node *n, struct cmn_err *err)
             return 0;
         if (cmn_mono_ms() >= deadline)
             break;
-        sleep_ms(20);
+        tl_sleep_ms(20);
     }
     cmn_err_set(err, LODE_ETIMEOUT, "node %s did not answer PING within %u ms: %s", n->rpc_addr,
                 n->opts.ready_timeout_ms, lode_strerror(rc));
-    tail_into_err(n, err);
+    tl_err_add_log_tail(err, n->log_path, 4);
     return LODE_ETIMEOUT;
 }
 
@@ -607,21 +395,14 @@ int tl_node_run_to_exit(struct tl_node *n, const char *const *args, uint32_t tim
     if (rc != 0)
         return rc;
     /* This run is expected to end by itself: not a crash unless a signal ends it. */
-    uint64_t deadline = cmn_mono_ms() + timeout_ms;
-    for (;;) {
-        int st;
-        pid_t p = waitpid(n->pid, &st, WNOHANG);
-        if (p == n->pid) {
-            n->pid = 0;
-            n->last_status = st;
-            if (WIFSIGNALED(st))
-                n->unexpected_exits++;
-            *status = st;
-            return 0;
-        }
-        if (cmn_mono_ms() >= deadline)
-            break;
-        sleep_ms(20);
+    int st;
+    if (tl_wait_exit(n->pid, timeout_ms, 20, &st) == 0) {
+        n->pid = 0;
+        n->last_status = st;
+        if (WIFSIGNALED(st))
+            n->unexpected_exits++;
+        *status = st;
+        return 0;
     }
     stop_one(n, SIGKILL, STOP_GRACE_MS);
     return cmn_err_set(err, LODE_ETIMEOUT, "node did not exit within %u ms", timeout_ms);
@@ -629,27 +410,19 @@ int tl_node_run_to_exit(struct tl_node *n, const char *const *args, uint32_t tim
 
 int tl_node_crash_count(struct tl_node *n)
 {
-    static const char *const markers[] = {
-        "AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer", "runtime error:",
-        "Assertion `", "Segmentation fault", "stack smashing detected",
-    };
     int count = 0;
-    size_t len = 0;
-    char *text = read_whole(n->log_path, &len);
-    for (size_t m = 0; text && m < sizeof(markers) / sizeof(markers[0]); m++) {
-        if (strstr(text, markers[m])) {
-            note("node %s log contains \"%s\"", n->rpc_addr, markers[m]);
-            count++;
-            break;
-        }
+    const char *marker = tl_log_crash_marker(n->log_path);
+    if (marker) {
+        tl_note("node %s log contains \"%s\"", n->rpc_addr, marker);
+        count++;
     }
-    free(text);
     tl_node_alive(n); /* reaps a run that ended on its own */
     if (n->unexpected_exits) {
-        note("node %s: %u run(s) ended without being asked to (last status %s %d)", n->rpc_addr,
-             n->unexpected_exits, WIFSIGNALED(n->last_status) ? "signal" : "exit",
-             WIFSIGNALED(n->last_status) ? WTERMSIG(n->last_status)
-                                         : WEXITSTATUS(n->last_status));
+        tl_note("node %s: %u run(s) ended without being asked to (last status %s %d)",
+                n->rpc_addr, n->unexpected_exits,
+                WIFSIGNALED(n->last_status) ? "signal" : "exit",
+                WIFSIGNALED(n->last_status) ? WTERMSIG(n->last_status)
+                                            : WEXITSTATUS(n->last_status));
         count += (int)n->unexpected_exits;
     }
     return count;
@@ -892,24 +665,32 @@ int tl_node_health(struct cmn_rpc_sync *c, uint32_t timeout_ms, Lode__NodeHealth
 
 /* ---- meta ---- */
 
+/* One call through the leader whose reply is a `desc` message, decoded into *out. */
+static int meta_get(struct cmn_meta_client *mc, unsigned method, ProtobufCMessage *req,
+                    const ProtobufCMessageDescriptor *desc, const char *what,
+                    uint32_t timeout_ms, ProtobufCMessage **out, struct cmn_err *err)
+{
+    struct cmn_rpc_result res;
+    cmn_rpc_result_init(&res);
+    *out = NULL;
+    int rc = cmn_meta_client_call(mc, method, req, timeout_ms, &res);
+    if (rc == 0) {
+        *out = protobuf_c_message_unpack(desc, NULL, res.body.len, res.body.data);
+        if (!*out)
+            rc = cmn_err_set(err, LODE_EBADMSG, "undecodable %s", desc->short_name);
+    } else {
+        cmn_err_set(err, rc, "%s: %s", what, res.message[0] ? res.message : lode_strerror(rc));
+    }
+    cmn_rpc_result_free(&res);
+    return rc;
+}
+
 int tl_meta_cluster_map(struct cmn_meta_client *mc, uint32_t timeout_ms, Lode__ClusterMap **out,
                         struct cmn_err *err)
 {
     Lode__Empty req = LODE__EMPTY__INIT;
-    struct cmn_rpc_result res;
-    cmn_rpc_result_init(&res);
-    *out = NULL;
-    int rc = cmn_meta_client_call(mc, CMN_RPC_CLUSTER_MAP_GET, &req.base, timeout_ms, &res);
-    if (rc == 0) {
-        *out = lode__cluster_map__unpack(NULL, res.body.len, res.body.data);
-        if (!*out)
-            rc = cmn_err_set(err, LODE_EBADMSG, "undecodable ClusterMap");
-    } else {
-        cmn_err_set(err, rc, "CLUSTER_MAP_GET: %s",
-                    res.message[0] ? res.message : lode_strerror(rc));
-    }
-    cmn_rpc_result_free(&res);
-    return rc;
+    return meta_get(mc, CMN_RPC_CLUSTER_MAP_GET, &req.base, &lode__cluster_map__descriptor,
+                    "CLUSTER_MAP_GET", timeout_ms, (ProtobufCMessage **)out, err);
 }
 
 Lode__NodeInfo *tl_meta_find_node(Lode__ClusterMap *map, const uint8_t *uuid, size_t uuid_len)
@@ -926,20 +707,18 @@ int tl_meta_corrupt_list(struct cmn_meta_client *mc, uint32_t nid, uint32_t time
                          Lode__CorruptListResponse **out, struct cmn_err *err)
 {
     Lode__CorruptListRequest req = LODE__CORRUPT_LIST_REQUEST__INIT;
-    struct cmn_rpc_result res;
-    cmn_rpc_result_init(&res);
     req.nid = nid;
-    *out = NULL;
-    int rc = cmn_meta_client_call(mc, CMN_RPC_CORRUPT_LIST, &req.base, timeout_ms, &res);
-    if (rc == 0) {
-        *out = lode__corrupt_list_response__unpack(NULL, res.body.len, res.body.data);
-        if (!*out)
-            rc = cmn_err_set(err, LODE_EBADMSG, "undecodable CorruptListResponse");
-    } else {
-        cmn_err_set(err, rc, "CORRUPT_LIST: %s", res.message[0] ? res.message : lode_strerror(rc));
-    }
-    cmn_rpc_result_free(&res);
-    return rc;
+    return meta_get(mc, CMN_RPC_CORRUPT_LIST, &req.base, &lode__corrupt_list_response__descriptor,
+                    "CORRUPT_LIST", timeout_ms, (ProtobufCMessage **)out, err);
+}
+
+int tl_meta_gc_list(struct cmn_meta_client *mc, uint32_t max, uint32_t timeout_ms,
+                    Lode__GcListResponse **out, struct cmn_err *err)
+{
+    Lode__GcListRequest req = LODE__GC_LIST_REQUEST__INIT;
+    req.max = max;
+    return meta_get(mc, CMN_RPC_GC_LIST, &req.base, &lode__gc_list_response__descriptor,
+                    "GC_LIST", timeout_ms, (ProtobufCMessage **)out, err);
 }
 
 const char *tl_node_state_name(Lode__NodeState s)

@@ -196,6 +196,10 @@ Lode__NodeInfo *tl_meta_find_node(Lode__ClusterMap *map, const uint8_t *uuid, si
 /* CORRUPT_LIST{nid} (free with lode__corrupt_list_response__free_unpacked). */
 int tl_meta_corrupt_list(struct cmn_meta_client *mc, uint32_t nid, uint32_t timeout_ms,
                          Lode__CorruptListResponse **out, struct cmn_err *err);
+/* One GC_LIST page: the first `max` entries of the GC queue (free with
+ * lode__gc_list_response__free_unpacked). */
+int tl_meta_gc_list(struct cmn_meta_client *mc, uint32_t max, uint32_t timeout_ms,
+                    Lode__GcListResponse **out, struct cmn_err *err);
 /* "UP", "SUSPECT", ... */
 const char *tl_node_state_name(Lode__NodeState s);
 

@@ -31,6 +31,7 @@
 #include "common/err.h"
 #include "common/rpc.h"
 #include "meta.pb-c.h"
+#include "tests/lib/daemon.h"
 
 struct cmn_meta_client;
 
@@ -168,9 +169,6 @@ int tl_object_delete(struct cmn_meta_client *mc, const char *bucket, const char 
 const char *tl_why(const char *message);
 /* A free TCP port on 127.0.0.1 (bound, read, closed): "127.0.0.1:PORT" into out. */
 int tl_free_addr(char *out, size_t size);
-/* $TEST_TMPDIR or /tmp. */
-const char *tl_tmpdir(void);
-/* rm -rf of a directory tree (no symlink following). Returns 0 or -errno. */
-int tl_rmtree(const char *path);
+/* tl_tmpdir() and tl_rmtree() are in tests/lib/daemon.h. */
 
 #endif

@@ -31,45 +31,13 @@
 #include "common/rpc.h"
 #include "gateway/cluster.h"
 #include "gateway/nodepool.h"
+#include "tests/lib/loop.h"
 #include "tests/tap.h"
 
 #define SECRET "cluster-test-secret-0123456789"
 #define MAX_HELD 16
 
 static uv_loop_t loop;
-
-/* ---- loop helpers ---------------------------------------------------------------------- */
-
-static void on_tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
-/* Runs the loop until *flag becomes non-zero or limit_ms pass; a ticking timer keeps
- * UV_RUN_ONCE from blocking forever. Returns whether the flag was set. */
-static bool run_until(const atomic_int *flag, uint64_t limit_ms)
-{
-    uv_timer_t tick;
-    uv_timer_init(&loop, &tick);
-    uv_timer_start(&tick, on_tick, 5, 5);
-    uint64_t end = cmn_mono_ms() + limit_ms;
-    while (!atomic_load(flag) && cmn_mono_ms() < end)
-        uv_run(&loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    return atomic_load(flag) != 0;
-}
-
-static void run_for(uint64_t ms)
-{
-    atomic_int never = 0;
-    run_until(&never, ms);
-}
-
-static void on_done_flag(void *data)
-{
-    atomic_fetch_add((atomic_int *)data, 1);
-}
 
 /* An address where nobody listens: bind a free port, then let it go. */
 static void dead_address(char *out, size_t size)
@@ -303,8 +271,8 @@ static void fake_stop(struct fake *f)
         cmn_rpc_reply_error(f->held[i], LODE_ESHUTDOWN, NULL, 0, "fake stopping");
     f->n_held = 0;
     atomic_int closed = 0;
-    cmn_rpc_server_close(f->srv, on_done_flag, &closed);
-    run_until(&closed, 5000);
+    cmn_rpc_server_close(f->srv, tl_loop_done_flag, &closed);
+    tl_loop_run_until(&loop, &closed, 5000);
     for (int i = 0; i < 8; i++)
         free(f->chunks[i].data);
 }
@@ -324,8 +292,8 @@ static struct cmn_meta_async *meta_client(const char *addr)
 static void meta_close(struct cmn_meta_async *ma)
 {
     atomic_int closed = 0;
-    cmn_meta_async_close(ma, on_done_flag, &closed);
-    run_until(&closed, 5000);
+    cmn_meta_async_close(ma, tl_loop_done_flag, &closed);
+    tl_loop_run_until(&loop, &closed, 5000);
 }
 
 /* ---- snapshots ------------------------------------------------------------------------- */
@@ -578,7 +546,7 @@ static void test_refresher(void)
     pthread_create(&th, NULL, wait_thread, &w);
     is_int(gw_cluster_start(c, &loop, ma), 0, "refresher started");
     is_int(gw_cluster_start(c, &loop, ma), -EALREADY, "a second start is refused");
-    ok(run_until(&w.done, 5000), "gw_cluster_wait_ready returns in another thread");
+    ok(tl_loop_run_until(&loop, &w.done, 5000), "gw_cluster_wait_ready returns in another thread");
     pthread_join(th, NULL);
     is_int(w.rc, 0, "... with success (%s)", w.msg);
     struct gw_cluster_map *m = gw_cluster_map_get(c);
@@ -589,7 +557,7 @@ static void test_refresher(void)
 
     meta.epoch = 6;
     int before = meta.map_requests;
-    run_for(450);
+    tl_loop_run_for(&loop, 450);
     int periodic = meta.map_requests - before;
     ok(periodic >= 2 && periodic <= 6, "refreshed every 100ms (%d fetches in 450ms)", periodic);
     is_int(epoch_of(c), 6, "the new epoch is published");
@@ -597,7 +565,7 @@ static void test_refresher(void)
     meta.bad_map = true;
     struct gw_cluster_stats st0, st1;
     gw_cluster_stats(c, &st0);
-    run_for(250);
+    tl_loop_run_for(&loop, 250);
     gw_cluster_stats(c, &st1);
     ok(st1.failures > st0.failures && epoch_of(c) == 6,
        "a map listing one nid twice is refused and the last good one kept");
@@ -605,25 +573,26 @@ static void test_refresher(void)
     meta.map_error = LODE_EINTERNAL;
     meta.epoch = 7;
     gw_cluster_stats(c, &st0);
-    run_for(250);
+    tl_loop_run_for(&loop, 250);
     gw_cluster_stats(c, &st1);
     ok(st1.failures > st0.failures && epoch_of(c) == 6,
        "meta answering an error: failures counted, the last map kept");
     meta.map_error = 0;
-    run_for(250);
+    tl_loop_run_for(&loop, 250);
     is_int(epoch_of(c), 7, "fetching works again: epoch 7");
 
     /* Stop with a fetch held by meta: the stop completes only when the call does. */
     meta.mute = true;
-    run_for(200);
+    tl_loop_run_for(&loop, 200);
     atomic_int stopped = 0;
-    gw_cluster_stop(c, on_done_flag, &stopped);
-    run_for(100);
+    gw_cluster_stop(c, tl_loop_done_flag, &stopped);
+    tl_loop_run_for(&loop, 100);
     ok(!atomic_load(&stopped), "stop waits for the fetch in flight");
     gw_cluster_kick(c);
     ok(1, "a kick after stop is ignored");
     meta_close(ma);
-    ok(run_until(&stopped, 2000), "closing the meta client completes it; stop's callback runs");
+    ok(tl_loop_run_until(&loop, &stopped, 2000),
+       "closing the meta client completes it; stop's callback runs");
     is_int(epoch_of(c), 7, "published maps stay readable after stop");
     gw_cluster_destroy(c);
     fake_stop(&meta);
@@ -639,15 +608,15 @@ static void test_refresher(void)
     gw_cluster_start(c, &loop, ma);
     atomic_int never = 0;
     for (int i = 0; i < 200 && !gw_cluster_ready(c); i++)
-        run_until(&never, 10);
+        tl_loop_run_until(&loop, &never, 10);
     ok(gw_cluster_ready(c), "first map fetched at start");
-    run_for(150);
+    tl_loop_run_for(&loop, 150);
     before = meta.map_requests;
     meta.epoch = 2;
     uint64_t t_kick = cmn_mono_ms();
     gw_cluster_kick(c);
     while (epoch_of(c) != 2 && cmn_mono_ms() - t_kick < 5000)
-        run_for(5);
+        tl_loop_run_for(&loop, 5);
     is_int(epoch_of(c), 2, "a kick long after the last fetch: epoch 2 fetched and published");
     ok(cmn_mono_ms() - t_kick < 5000 && meta.map_requests - before == 1,
        "... by one fetch after %llu ms, not the 10s interval",
@@ -658,7 +627,7 @@ static void test_refresher(void)
     pthread_create(&kt[1], NULL, kick_thread, c);
     pthread_join(kt[0], NULL);
     pthread_join(kt[1], NULL);
-    run_for(350);
+    tl_loop_run_for(&loop, 350);
     int kicked = meta.map_requests - before;
     ok(kicked >= 1 && kicked <= 3, "200 kicks from two threads: %d fetches, spaced by the gap",
        kicked);
@@ -666,8 +635,8 @@ static void test_refresher(void)
     ok(st1.kicks >= 2 && st1.kicks <= 201, "kicks that reached the loop are counted (%llu)",
        (unsigned long long)st1.kicks);
     stopped = 0;
-    gw_cluster_stop(c, on_done_flag, &stopped);
-    ok(run_until(&stopped, 2000), "stopped without a fetch in flight");
+    gw_cluster_stop(c, tl_loop_done_flag, &stopped);
+    ok(tl_loop_run_until(&loop, &stopped, 2000), "stopped without a fetch in flight");
     gw_cluster_destroy(c);
     meta_close(ma);
     fake_stop(&meta);
@@ -679,20 +648,20 @@ static void test_refresher(void)
     struct gw_cluster_config dc = {.refresh_ms = 100, .call_timeout_ms = 200};
     gw_cluster_create(&dc, &c);
     gw_cluster_start(c, &loop, ma);
-    run_for(300);
+    tl_loop_run_for(&loop, 300);
     struct cmn_err err;
     is_int(gw_cluster_wait_ready(c, 50, &err), LODE_ETIMEOUT, "no meta: wait_ready times out");
     ok(strstr(err.msg, "no cluster map") && strstr(err.msg, "CLUSTER_MAP_GET"),
        "... naming the last fetch error (%s)", err.msg);
     stopped = 0;
-    gw_cluster_stop(c, on_done_flag, &stopped);
+    gw_cluster_stop(c, tl_loop_done_flag, &stopped);
     meta_close(ma);
-    run_until(&stopped, 2000);
+    tl_loop_run_until(&loop, &stopped, 2000);
     gw_cluster_destroy(c);
 
     gw_cluster_create(NULL, &c);
     stopped = 0;
-    gw_cluster_stop(c, on_done_flag, &stopped);
+    gw_cluster_stop(c, tl_loop_done_flag, &stopped);
     ok(atomic_load(&stopped) == 1, "stopping a refresher never started calls back at once");
     gw_cluster_destroy(c);
 }
@@ -726,7 +695,7 @@ static int lookup(struct gw_keys *k, struct cmn_meta_async *ma, const char *key,
 {
     int rc = begin(k, ma, key, l);
     if (rc == 0)
-        run_until(&l->fired, 3000);
+        tl_loop_run_until(&loop, &l->fired, 3000);
     return rc;
 }
 
@@ -784,14 +753,14 @@ static void test_keys(void)
         is_int(begin(k, i < 3 ? ma : ma2, "AKIDSLOW", &w[i]), 0, "slow lookup %d pending", i);
     gw_keys_cancel(&w[1].req);
     gw_keys_cancel(&w[1].req);
-    run_for(100);
+    tl_loop_run_for(&loop, 100);
     is_int(meta.n_held, 2, "two fetches reach meta: one per loop");
     struct gw_keys_stats ks;
     gw_keys_stats(k, &ks);
     ok(ks.coalesced >= 2 && ks.pending == 2, "two lookups joined a fetch; two fetches pending");
     fake_release(&meta);
-    run_until(&w[3].fired, 2000);
-    run_until(&w[2].fired, 2000);
+    tl_loop_run_until(&loop, &w[3].fired, 2000);
+    tl_loop_run_until(&loop, &w[2].fired, 2000);
     ok(atomic_load(&w[0].fired) == 1 && atomic_load(&w[2].fired) == 1 &&
            atomic_load(&w[3].fired) == 1 && atomic_load(&w[1].fired) == 0,
        "every waiter called back once, the cancelled one never");
@@ -828,12 +797,12 @@ static void test_keys(void)
     /* Closing the meta client answers waiting lookups. */
     meta.mute = true;
     is_int(begin(k, ma2, "AKIDCLOSE", &w[0]), 0, "a lookup is pending");
-    run_for(50);
+    tl_loop_run_for(&loop, 50);
     meta_close(ma2);
     ok(atomic_load(&w[0].fired) == 1 && w[0].req.key.status == LODE_ECLOSED,
        "closing the meta client answers it with LODE_ECLOSED");
     fake_release(&meta);
-    run_for(50);
+    tl_loop_run_for(&loop, 50);
     meta_close(ma);
     gw_keys_stats(k, &ks);
     is_int(ks.pending, 0, "no fetch left in flight");
@@ -847,9 +816,9 @@ static void test_keys(void)
     is_int(begin(k, ma, "AKIDA", &w[0]), 0, "one fetch in flight");
     is_int(begin(k, ma, "AKIDB", &w[1]), -EAGAIN, "a second key with max-pending 1: -EAGAIN");
     is_int(begin(k, ma, "AKIDA", &w[2]), 0, "the same key still joins");
-    run_for(50);
+    tl_loop_run_for(&loop, 50);
     fake_release(&meta);
-    run_until(&w[2].fired, 2000);
+    tl_loop_run_until(&loop, &w[2].fired, 2000);
     ok(atomic_load(&w[0].fired) == 1 && atomic_load(&w[2].fired) == 1,
        "both answered when meta answers");
     meta_close(ma);
@@ -902,7 +871,7 @@ static int outcome(struct call *c, int submitted)
         snprintf(c->message, sizeof(c->message), "%s", c->req.message);
         return submitted;
     }
-    run_until(&c->fired, 3000);
+    tl_loop_run_until(&loop, &c->fired, 3000);
     return c->status;
 }
 
@@ -1006,7 +975,7 @@ static void test_nodepool(void)
        c.message);
     gw_nodepool_node_stats(p, 2, &ns);
     ok(ns.transport_failures == 1 && ns.held == 1 && ns.on_hold, "node 2: 1 failure, 1 held");
-    run_for(160 - (cmn_mono_ms() - t0 < 160 ? cmn_mono_ms() - t0 : 160));
+    tl_loop_run_for(&loop, 160 - (cmn_mono_ms() - t0 < 160 ? cmn_mono_ms() - t0 : 160));
     is_int(outcome(&c, gw_nodepool_get(p, fresh(&c), 2, id, 0, 0, 1000)), -ECONNREFUSED,
            "after the hold the node is tried again");
     is_int(outcome(&c, gw_nodepool_get(p, fresh(&c), 2, id, 0, 0, 1000)), LODE_EUNAVAILABLE,
@@ -1024,7 +993,7 @@ static void test_nodepool(void)
     gw_nodepool_node_stats(p, 1, &ns);
     is_int(ns.connects, 2, "a new connection for the new address");
 
-    run_for(450);
+    tl_loop_run_for(&loop, 450);
     gw_nodepool_node_stats(p, 1, &ns);
     ok(!ns.connected, "an idle connection is closed after idle-close");
     is_int(outcome(&c, gw_nodepool_get(p, fresh(&c), 1, id, 0, 0, 1000)), 0,
@@ -1035,11 +1004,11 @@ static void test_nodepool(void)
     struct call c1, c2;
     is_int(gw_nodepool_get(p, fresh(&c1), 1, id, 0, 0, 5000), 0, "a get in flight");
     is_int(gw_nodepool_delete(p, fresh(&c2), 1, id, 5000), 0, "a delete in flight");
-    run_for(50);
+    tl_loop_run_for(&loop, 50);
     is_int(gw_nodepool_inflight(p), 2, "two calls in flight");
     atomic_int closed = 0;
-    gw_nodepool_close(p, on_done_flag, &closed);
-    run_until(&closed, 2000);
+    gw_nodepool_close(p, tl_loop_done_flag, &closed);
+    tl_loop_run_until(&loop, &closed, 2000);
     ok(atomic_load(&c1.fired) == 1 && atomic_load(&c2.fired) == 1 &&
            c1.status == LODE_ECLOSED && c2.status == LODE_ECLOSED,
        "closing answers them with LODE_ECLOSED");
