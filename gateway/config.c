@@ -9,6 +9,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+
 #include "common/log.h"
 
 #define OFF(f) offsetof(struct gw_config, f)
@@ -173,6 +175,52 @@ const struct cmn_conf_opt gw_conf_table[] = {
     {"fanout-client-cap", CMN_CONF_SIZE, OFF(fanout_client_cap), "64MiB",
      "Bytes in flight toward one client (its data session) across its fan-out GETs on one "
      "worker: bounds the incast into the client's NIC. 0 = no cap.", 0, 0, 0},
+    {"dc-device", CMN_CONF_STR, OFF(dc_device), NULL,
+     "RDMA device of the dc transport (docs/dataplane-dc.md), e.g. mlx5_0: DC initiators on a "
+     "ConnectX NIC write into (and read from) the memory of cuObject-family clients that send "
+     "81-character DC tokens. With neither this nor dc-address, dc is off and DC tokens are "
+     "declined. Needs a build with rdma-core's mlx5 direct verbs.",
+     0, 0, 0},
+    {"dc-address", CMN_CONF_STR, OFF(dc_address), NULL,
+     "A local IP address (no port) of the RDMA port dc uses; picks device and port when "
+     "dc-device is unset.",
+     0, 0, 0},
+    {"dc-port", CMN_CONF_INT, OFF(dc_port), "1", "Port number of dc-device.", 0, 1, 255},
+    {"dc-key", CMN_CONF_STR, OFF(dc_key), NULL,
+     "The DC access key, 0x and up to 16 hex digits, or decimal; it must equal the clients' "
+     "key (cuobj.json). Unset = 0xffeeddcc, cuObject's published "
+     "default, which anyone can use: a warning is logged.",
+     CMN_CONF_SENSITIVE, 0, 0},
+    {"dc-gid-index", CMN_CONF_INT, OFF(dc_gid_index), "-1",
+     "Local GID table index for dc; -1 = the first RoCEv2 entry of each client GID's family "
+     "(IPv4-mapped or IPv6).",
+     0, -1, 255},
+    {"dc-timeout", CMN_CONF_INT, OFF(dc_timeout), "16",
+     "Local ACK timeout exponent of the DC initiators (4.096us x 2^n); with dc-retry it sets "
+     "the drain bound the fence waits (2148 ms at 16 and 7).",
+     0, 1, 31},
+    {"dc-retry", CMN_CONF_INT, OFF(dc_retry), "7", "Transport retries of the DC initiators.",
+     0, 0, 7},
+    {"dc-hop-limit", CMN_CONF_INT, OFF(dc_hop_limit), "64", "GRH hop limit of dc packets.", 0,
+     1, 255},
+    {"dc-traffic-class", CMN_CONF_INT, OFF(dc_traffic_class), "96",
+     "GRH traffic class of dc packets (DSCP << 2 | ECN); 96 is NVIDIA's (DSCP 24).", 0, 0,
+     255},
+    {"dc-sl", CMN_CONF_INT, OFF(dc_sl), "0", "Service level of dc packets.", 0, 0, 15},
+    {"dc-dcis", CMN_CONF_INT, OFF(dc_dcis), "16",
+     "DC initiators per event loop; raise it with many concurrent clients.", 0, 1, 1024},
+    {"dc-sq-depth", CMN_CONF_INT, OFF(dc_sq_depth), "64", "Work requests in flight per DC "
+     "initiator.", 0, 1, 4096},
+    {"dc-staging", CMN_CONF_SIZE, OFF(dc_staging), "64MiB",
+     "Registered (pinned) staging memory of dc per event loop, a whole number of dc-slot "
+     "slots (at most 65536). Counts against RLIMIT_MEMLOCK.",
+     0, 4096, INT64_C(1) << 40},
+    {"dc-slot", CMN_CONF_SIZE, OFF(dc_slot), "1MiB",
+     "Largest single dc work request: a power of two from 4KiB to 16MiB.", 0, 4096, 16 << 20},
+    {"dc-rtr-av", CMN_CONF_BOOL, OFF(dc_rtr_av), "false",
+     "Bring DC initiators to RTR with the port's address vector (as Mellanox's "
+     "gpu_direct_rdma_access does) instead of without (as UCX does).",
+     0, 0, 0},
     {"metrics-address", CMN_CONF_ADDR, OFF(metrics_address), NULL,
      "host:port serving Prometheus metrics at /metrics; unset = no metrics server.", 0, 0, 0},
     {"log-level", CMN_CONF_LOG_LEVEL, OFF(log_level), "info",
@@ -343,6 +391,95 @@ static int derive_rdma(struct gw_config *cfg, struct cmn_err *err)
     return 0;
 }
 
+/* ---- dc (docs/dataplane-dc.md section 8) ---------------------------------------------- */
+
+/* The DC key: 0x and 1..16 hex digits, or decimal. The value is never quoted back. */
+static int parse_dc_key(const char *s, uint64_t *out, struct cmn_err *err)
+{
+    uint64_t v = 0;
+    size_t n = 0;
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        for (const char *p = s + 2; *p; p++, n++) {
+            int d = isdigit((unsigned char)*p) ? *p - '0'
+                    : isxdigit((unsigned char)*p) ? (tolower((unsigned char)*p) - 'a' + 10) : -1;
+            if (d < 0 || n == 16)
+                return cmn_err_set(err, LODE_ECONFIG,
+                                   "dc-key must be 0x followed by 1 to 16 hex digits, or a "
+                                   "decimal number (the value is not shown)");
+            v = v << 4 | (uint64_t)d;
+        }
+    } else {
+        for (const char *p = s; *p; p++, n++) {
+            if (!isdigit((unsigned char)*p) || v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+                return cmn_err_set(err, LODE_ECONFIG,
+                                   "dc-key must be 0x followed by 1 to 16 hex digits, or a "
+                                   "decimal number below 2^64 (the value is not shown)");
+            v = v * 10 + (uint64_t)(*p - '0');
+        }
+    }
+    if (n == 0)
+        return cmn_err_set(err, LODE_ECONFIG, "dc-key is empty");
+    *out = v;
+    return 0;
+}
+
+static int derive_dc(struct gw_config *cfg, struct cmn_err *err)
+{
+    struct cmn_dp_dc_config *d = &cfg->dc;
+    explicit_bzero(d, sizeof(*d));
+    cfg->dc_enabled = (cfg->dc_device && cfg->dc_device[0]) ||
+                      (cfg->dc_address && cfg->dc_address[0]);
+    cmn_dp_dc_config_defaults(d);
+    if (cfg->dc_address) {
+        unsigned char a[16];
+        if (inet_pton(AF_INET, cfg->dc_address, a) != 1 &&
+            inet_pton(AF_INET6, cfg->dc_address, a) != 1)
+            return cmn_err_set(err, LODE_ECONFIG,
+                               "dc-address '%.64s' is not an IPv4 or IPv6 address (give the "
+                               "RDMA port's IP, without a port)", cfg->dc_address);
+    }
+    int rc = 0;
+    cfg->dc_key_public = cfg->dc_key == NULL;
+    if (cfg->dc_key && (rc = parse_dc_key(cfg->dc_key, &d->dc_key, err)))
+        return rc;
+    if (d->dc_key == CMN_DP_DC_KEY_DEFAULT)
+        cfg->dc_key_public = true;
+    d->device = cfg->dc_device && cfg->dc_device[0] ? cfg->dc_device : NULL;
+    d->ip = cfg->dc_address && cfg->dc_address[0] ? cfg->dc_address : NULL;
+    d->port = (uint8_t)cfg->dc_port;
+    d->gid_index = (int)cfg->dc_gid_index;
+    d->timeout = (uint8_t)cfg->dc_timeout;
+    d->retry_cnt = (uint8_t)cfg->dc_retry;
+    d->hop_limit = (uint8_t)cfg->dc_hop_limit;
+    d->traffic_class = (uint8_t)cfg->dc_traffic_class;
+    d->sl = (uint8_t)cfg->dc_sl;
+    d->num_dcis = (uint32_t)cfg->dc_dcis;
+    d->sq_depth = (uint32_t)cfg->dc_sq_depth;
+    d->staging_bytes = (size_t)cfg->dc_staging;
+    d->slot_bytes = (size_t)cfg->dc_slot;
+    d->rtr_av = cfg->dc_rtr_av;
+    if (!cfg->dc_enabled)
+        return 0;
+    return cmn_dp_dc_config_check(d, d, err);
+}
+
+int gw_config_dc_buildable(const struct gw_config *cfg, struct cmn_err *err)
+{
+#ifdef HAVE_MLX5DV
+    (void)cfg;
+    (void)err;
+    return 0;
+#else
+    if (!cfg->dc_enabled)
+        return 0;
+    return cmn_err_set(err, LODE_ECONFIG,
+                       "dc-device/dc-address is set but this lode-gateway was built without "
+                       "mlx5 direct verbs (rdma-core's libmlx5 and infiniband/mlx5dv.h were not "
+                       "found at build time): unset them, or rebuild with libibverbs-dev "
+                       "installed");
+#endif
+}
+
 static unsigned resolve_workers(int64_t workers)
 {
     if (workers > 0)
@@ -394,7 +531,7 @@ int gw_config_finish(struct gw_config *cfg, struct cmn_err *err)
         (rc = check_sizes(cfg, err)))
         return rc;
     cfg->n_workers = resolve_workers(cfg->workers);
-    if ((rc = derive_data(cfg, err)) || (rc = derive_rdma(cfg, err)))
+    if ((rc = derive_data(cfg, err)) || (rc = derive_rdma(cfg, err)) || (rc = derive_dc(cfg, err)))
         return rc;
 
     if (cfg->secret) {
@@ -411,6 +548,9 @@ void gw_config_free(struct gw_config *cfg)
 {
     if (cfg->cluster_secret)
         explicit_bzero(cfg->cluster_secret, strlen(cfg->cluster_secret));
+    if (cfg->dc_key)
+        explicit_bzero(cfg->dc_key, strlen(cfg->dc_key));
+    explicit_bzero(&cfg->dc, sizeof(cfg->dc));
     cmn_conf_free(gw_conf_table, cfg);
     cmn_conf_list_free(cfg->domains, cfg->n_domains);
     cfg->domains = NULL;
@@ -445,4 +585,8 @@ void gw_config_log_warnings(const struct gw_config *cfg)
     if (cfg->ec_parity == 0)
         LOG_WARN(LOG_CTX, "ec-parity is 0: new objects are stored without redundancy and the "
                  "loss of one node loses them");
+    if (cfg->dc_enabled && cfg->dc_key_public)
+        LOG_WARN(LOG_CTX, "dc-key is cuObject's published default: anyone who knows it can "
+                 "address this cluster's DC traffic; set a key of your own here and in every "
+                 "client's configuration");
 }

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "common/conf.h"
+#include "common/dp_dc.h"
 #include "common/err.h"
 
 #define GW_PROG "lode-gateway"
@@ -81,6 +82,22 @@ struct gw_config {
     uint64_t session_ttl_ms;
     uint64_t fanout_lease_ms;
     uint64_t fanout_client_cap;
+    /* dc transport (docs/dataplane-dc.md section 8); on when dc-device or dc-address is set */
+    char *dc_device;
+    char *dc_address;
+    int64_t dc_port;
+    char *dc_key;                        /* sensitive; parsed into dc.dc_key */
+    int64_t dc_gid_index;
+    int64_t dc_timeout;
+    int64_t dc_retry;
+    int64_t dc_hop_limit;
+    int64_t dc_traffic_class;
+    int64_t dc_sl;
+    int64_t dc_dcis;
+    int64_t dc_sq_depth;
+    uint64_t dc_staging;
+    uint64_t dc_slot;
+    bool dc_rtr_av;
     char *metrics_address;               /* NULL = no metrics server */
     int log_level;                       /* enum cmn_log_level */
     char *log_file;
@@ -105,6 +122,12 @@ struct gw_config {
      * any free port, tests), advertised as the same address. */
     char rdma_host[GW_ADDR_MAX];
     uint16_t rdma_port;
+    /* dc: whether it is configured, and the checked settings each worker's cmn_dp_dc_create
+     * gets (strings borrowed from dc_device / dc_address; dc_key SENSITIVE, wiped on free).
+     * dc_key_public: the key is cuObject's published default. */
+    bool dc_enabled;
+    bool dc_key_public;
+    struct cmn_dp_dc_config dc;
 };
 
 /* The key table ({0}-terminated); also drives the sample and docs/config.md. */
@@ -122,10 +145,18 @@ extern const struct cmn_conf_opt gw_conf_table[];
  *   - inflight-stripes x (ec-data + ec-parity) x chunk-size at most 1GiB;
  *   - data-address and rdma-address: host:port with room for a port per worker; rdma-address
  *     names one device's address (clients dial it) and needs a build with RDMA;
+ *   - dc-*: dc-address an IP literal; dc-key 0x and 1..16 hex digits, or decimal, never
+ *     quoted in a message; with dc-device or dc-address set, the settings pass
+ *     cmn_dp_dc_config_check (so --check validates them in any build);
  *   - the cluster secret (cmn_conf_load_secret; >= GW_SECRET_MIN bytes).
  * Returns 0, or LODE_ECONFIG (or -errno reading the secret file) with a message naming the
  * key. Safe to call again after changing keys (derived fields are rebuilt). */
 int gw_config_finish(struct gw_config *cfg, struct cmn_err *err);
+
+/* Whether this build can run the configured dc transport: LODE_ECONFIG ("built without mlx5
+ * direct verbs") when dc is configured and configure did not find mlx5dv, else 0. main
+ * calls it at start; --check does not, so a configuration can be checked on any host. */
+int gw_config_dc_buildable(const struct gw_config *cfg, struct cmn_err *err);
 
 /* Frees the table's strings and the derived fields; wipes the secret. The struct is left
  * zeroed of pointers, so calling it twice is harmless. */
@@ -139,7 +170,8 @@ void gw_config_free(struct gw_config *cfg);
 int gw_config_cli(struct gw_config *cfg, int argc, char **argv, int *exit_code);
 
 /* Logs start-up warnings about a finished configuration: an inline secret or a secret file
- * readable by others, and ec-parity 0 (objects would not survive the loss of one node). */
+ * readable by others, ec-parity 0 (objects would not survive the loss of one node), and dc
+ * with cuObject's public DC key. */
 void gw_config_log_warnings(const struct gw_config *cfg);
 
 #endif

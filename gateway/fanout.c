@@ -76,6 +76,9 @@ struct gw_fanout {
     unsigned batches;                  /* in flight */
     unsigned pushes;                   /* local frames in flight */
     uint64_t fence_until_ms;
+    uint64_t drain_ms;                 /* after a lease, for a node that did not answer */
+    struct cmn_rdma_token dctok;       /* dc: the client's token */
+    Lode__DcTarget dct;                /* dc: its fields, for every FANOUT_PUSH */
     /* FANOUT_PUSH request ids: nodes answer a repeated (session, id) from memory without
      * writing, so ids never repeat: a random base per fan-out, then one per batch. */
     uint64_t next_request_id;
@@ -259,7 +262,7 @@ static void on_batch(struct gw_chunk_req *req)
     }
     if (req->status && gw_nodepool_transport_failure(req->status)) {
         /* No answer: the node may still write until its lease ends. */
-        uint64_t until = b->sent_ms + f->cfg.lease_ms + GW_FANOUT_DRAIN_MS;
+        uint64_t until = b->sent_ms + f->cfg.lease_ms + f->drain_ms;
         if (until > f->fence_until_ms)
             f->fence_until_ms = until;
     }
@@ -316,6 +319,8 @@ static int send_batch(struct gw_fanout *f, struct fplan *fp, size_t src, size_t 
     q.transport = f->cfg.transport;
     q.tag = f->cfg.tag;
     q.rkey = f->cfg.rkey;
+    if (f->cfg.transport == GW_FANOUT_DC)
+        q.dc = &f->dct;
     b->req.data = b;
     b->req.cb = on_batch;
     b->sent_ms = cmn_mono_ms();
@@ -410,6 +415,15 @@ static int local_write(struct gw_fanout *f, uint64_t addr, const uint8_t *p, siz
     if (f->cfg.transport == GW_FANOUT_TCP)
         return cmn_dp_push(f->cfg.dp, f->sid, f->key, f->cfg.window_base, f->cfg.tag, addr, p,
                            n, on_local_pushed, lp);
+    if (f->cfg.transport == GW_FANOUT_DC) {
+#ifdef HAVE_MLX5DV
+        /* dc addresses by window offset; the instance re-checks it against the window. */
+        return cmn_dp_dc_write(f->cfg.dc, &f->dctok, addr - f->cfg.window_base, p, n,
+                               on_local_pushed, lp);
+#else
+        return -EPROTONOSUPPORT;
+#endif
+    }
 #ifdef HAVE_RDMA
     struct cmn_dp_rc_target t = {
         .access_key = f->key,
@@ -543,6 +557,11 @@ static bool node_readable(void *ctx, uint32_t nid)
         return false;
     /* A node without a listener of this transport cannot write: the gateway serves its
      * stripes. */
+    /* dc: meta does not yet record which nodes run DC initiators, so every readable node is
+     * asked; one without refuses the push (-EPROTONOSUPPORT, before any read or write) and
+     * its pieces are served here, with no fence since it wrote nothing. */
+    if (f->cfg.transport == GW_FANOUT_DC)
+        return true;
     const char *a = f->cfg.transport == GW_FANOUT_RC ? n->rdma_address : n->data_address;
     return a && a[0];
 }
@@ -614,8 +633,11 @@ int gw_fanout_start(const struct gw_fanout_config *cfg, struct gw_fanout **out,
     *out = NULL;
     const Lode__ObjectRecord *rec = cfg->record;
     uint32_t transport = cfg->transport ? cfg->transport : GW_FANOUT_TCP;
-    bool have_listener = transport == GW_FANOUT_TCP ? cfg->dp != NULL
-                         : transport == GW_FANOUT_RC ? cfg->rc != NULL : false;
+    bool have_listener = transport == GW_FANOUT_TCP  ? cfg->dp != NULL
+                         : transport == GW_FANOUT_RC ? cfg->rc != NULL
+                         : transport == GW_FANOUT_DC ? cfg->dc != NULL && cfg->dc_token &&
+                                                           cfg->dc_token->kind == CMN_RDMA_DC
+                                                     : false;
     if (!cfg->loop || !cfg->pool || !cfg->map || !have_listener || !rec || !cfg->sid ||
         !cfg->access_key || !cfg->on_done)
         return cmn_err_set(err, -EINVAL, "fanout: missing argument");
@@ -639,6 +661,26 @@ int gw_fanout_start(const struct gw_fanout_config *cfg, struct gw_fanout **out,
     if (!f->cfg.max_batch)
         f->cfg.max_batch = DEFAULT_BATCH;
     memcpy(f->sid, cfg->sid, 16);
+    f->drain_ms = GW_FANOUT_DRAIN_MS;
+    if (transport == GW_FANOUT_DC) {
+        f->dctok = *cfg->dc_token;
+        f->cfg.dc_token = &f->dctok;
+        lode__dc_target__init(&f->dct);
+        f->dct.rkey = f->dctok.u.dc.rkey;
+        f->dct.lid = f->dctok.u.dc.lid;
+        f->dct.dctn = f->dctok.u.dc.dctn;
+        f->dct.g = f->dctok.u.dc.g;
+        f->dct.gid.data = f->dctok.u.dc.gid;
+        f->dct.gid.len = 16;
+        f->dct.desc_base = f->dctok.u.dc.desc_base;
+        f->dct.desc_size = f->dctok.u.dc.desc_size;
+#ifdef HAVE_MLX5DV
+        /* A silent node's posted DC writes may land for this long after its lease. */
+        f->drain_ms = cmn_dp_dc_drain_ms(cfg->dc) + 100;
+#endif
+        if (!cfg->timeout_ms)
+            f->cfg.timeout_ms = f->cfg.lease_ms + (uint32_t)f->drain_ms + 2000;
+    }
     if (cmn_random_bytes(&f->next_request_id, sizeof(f->next_request_id)) != 0)
         f->next_request_id = ((uint64_t)cmn_mono_ns() << 16) ^ cfg->spread;
     snprintf(f->key, sizeof(f->key), "%s", cfg->access_key);

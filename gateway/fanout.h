@@ -2,7 +2,9 @@
  * client's window over the client's data sessions, and this gateway worker writes what they
  * could not (stripes with a chunk down or corrupt, pieces a node failed) itself, over the
  * client's session with this worker's listener of the same transport: tcp (DATA frames on
- * common/dp_server.h) or rc (RDMA WRITEs with the token's rkey on common/dp_rc.h).
+ * common/dp_server.h) or rc (RDMA WRITEs with the token's rkey on common/dp_rc.h); or, for
+ * dc, through this worker's DC initiators (common/dp_dc.h) to the client's DC target, with
+ * no session: the nodes get the token's DC fields in FANOUT_PUSH (transport 3).
  *
  * Order of events, which is what makes it safe:
  *   1. plan (gateway/fanout_plan.h), part by part, per data node;
@@ -10,7 +12,9 @@
  *      parallel, within the client's in-flight cap (struct gw_fo_sched);
  *   3. wait for EVERY node's answer. A node that does not answer (down, timeout) may still
  *      write until its lease ends: the fallback for its pieces waits until lease + drain
- *      after the batch was sent (the fence);
+ *      after the batch was sent (the fence). dc: the drain is cmn_dp_dc_drain_ms of this
+ *      worker's instance (every node has the same dc-timeout and dc-retry), and a node that
+ *      answers has fenced its own writes before answering;
  *   4. the gateway reads the remaining ranges (degraded reads decode from parity) and writes
  *      them itself;
  *   5. on_done with the bytes each source wrote, which the client waits for before it uses
@@ -27,6 +31,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "common/dp_dc.h"
 #include "common/dp_rc.h"
 #include "common/dp_server.h"
 #include "common/err.h"
@@ -106,7 +111,10 @@ struct gw_fanout_result {
  * with this worker, so what the nodes could not write cannot be delivered), the error of a
  * degraded read (LODE_EUNAVAILABLE: more chunks lost than parity covers), LODE_ECLOSED (the
  * client's session connection went away), rc: LODE_EWINDOW (the client's NIC refused the
- * window: not registered as the token claims), LODE_ETIMEOUT (the session stalled), -ENOMEM. */
+ * window: not registered as the token claims), LODE_ETIMEOUT (the session stalled), dc:
+ * LODE_EWINDOW, LODE_ETIMEOUT (no answer within the retry budget), LODE_EUNAVAILABLE (no
+ * route to the client's GID), -EAGAIN (the worker's dc queue is full), -ENOMEM. Every write
+ * of the gateway's own has completed (callback run) before on_done runs. */
 typedef void (*gw_fanout_done_cb)(void *data, int status, const char *message,
                                   const struct gw_fanout_result *res);
 
@@ -115,14 +123,18 @@ struct gw_fanout_config {
     struct gw_nodepool *pool;          /* borrowed */
     struct cmn_meta_async *meta;       /* corrupt reports of degraded reads; may be NULL */
     struct gw_cluster_map *map;        /* a reference of its own is taken */
-    uint32_t transport;                /* GW_FANOUT_TCP (also 0) or GW_FANOUT_RC */
+    uint32_t transport;                /* GW_FANOUT_TCP (also 0), GW_FANOUT_RC or
+                                          GW_FANOUT_DC */
     struct cmn_dp_server *dp;          /* tcp: this worker's data listener (borrowed) */
     struct cmn_dp_rc *rc;              /* rc: this worker's rc listener (borrowed) */
     uint32_t rkey;                     /* rc: the token's rkey */
+    struct cmn_dp_dc *dc;              /* dc: this worker's DC initiators (borrowed) */
+    const struct cmn_rdma_token *dc_token; /* dc: the client's token (copied) */
     uint32_t source_id;                /* this worker's source id */
     const Lode__ObjectRecord *record;  /* borrowed until on_done (or abort) */
     uint64_t first, length;            /* the object range; lands at window offset 0 */
-    const uint8_t *sid;                /* 16 bytes (copied) */
+    const uint8_t *sid;                /* 16 bytes (copied); dc: names the client (its GID)
+                                          for the nodes' retransmission check */
     const char *access_key;            /* the verified requester (copied) */
     uint64_t window_base, window_size; /* from the token; length <= window_size */
     uint32_t tag;                      /* tcp: the token's request tag (frames carry it) */
@@ -152,6 +164,7 @@ void gw_fanout_abort(struct gw_fanout *f);
 /* FANOUT_PUSH transport numbers (node.proto). */
 #define GW_FANOUT_TCP 1
 #define GW_FANOUT_RC 2
+#define GW_FANOUT_DC 3
 
 /* Registers lode_gateway_fanout_*, lode_gateway_rdma_puts_total, ..._put_bytes_total and
  * lode_gateway_rdma_declines_total in m, one series per transport (and reason). Returns 0

@@ -145,6 +145,13 @@ int main(int argc, char **argv)
         return 1;
     }
     gw_config_log_warnings(&app.cfg);
+    struct cmn_err dc_err;
+    cmn_err_clear(&dc_err);
+    if (gw_config_dc_buildable(&app.cfg, &dc_err) != 0) {
+        LOG_ERROR(LOG_CTX, "%s", cmn_err_text(&dc_err));
+        gw_config_free(&app.cfg);
+        return 1;
+    }
     if (uv_loop_init(&app.loop) != 0) {
         gw_config_free(&app.cfg);
         return 1;

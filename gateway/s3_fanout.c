@@ -110,7 +110,11 @@ bool gw_s3_rdma_prepare(struct gw_s3_req *r, bool is_get, struct gw_s3_rdma *out
             out->d = GW_RDMA_SERVE;
         break;
     case CMN_RDMA_DC:
-        decline(out, GW_RDMA_REASON_DC);
+        /* GETs and staged uploads alike go through this worker's DC initiators. */
+        if (!r->w->dc)
+            decline(out, GW_RDMA_REASON_DC);
+        else
+            out->d = GW_RDMA_SERVE;
         break;
     default:
         decline(out, GW_RDMA_REASON_FOREIGN);
@@ -193,7 +197,8 @@ static struct gw_fo_sched *client_sched(struct gw_fo_clients *t, const uint8_t s
 struct fo_get {
     struct gw_s3_req *r;
     struct gw_fanout *f;
-    bool rc;                           /* the rc transport (else tcp) */
+    bool rc;                           /* the rc transport */
+    bool dc;                           /* the dc transport (neither: tcp) */
     const struct gw_fanout_tmetrics *m;
     const Lode__ObjectRecord *rec;
     uint64_t first, len;
@@ -264,8 +269,14 @@ static void fo_done(void *data, int status, const char *message,
     /* rc: the client's NIC refusing the window (it is not registered as the token says) or
      * a stalled session closed it; the body still reaches the client. */
     bool rc_session_gone = g->rc && (status == LODE_EWINDOW || status == LODE_ETIMEOUT);
+    /* dc: the client's NIC refused the window, its target did not answer, there is no route
+     * to its GID, or the worker's queue was full. Every write of ours has completed and the
+     * nodes answered or were waited out for lease + drain, so the body is safe. */
+    bool dc_failed = g->dc && (status == LODE_EWINDOW || status == LODE_ETIMEOUT ||
+                               status == LODE_EUNAVAILABLE || status == -EAGAIN ||
+                               status == LODE_ESHUTDOWN);
     if (status == LODE_ENOSESSION || status == LODE_ECLOSED || status == -ENOMEM ||
-        rc_session_gone) {
+        rc_session_gone || dc_failed) {
         /* Nothing is in flight any more (the fan-out waited for every node's answer, or
          * for its lease and drain): the body is safe to send and the client, seeing 501,
          * fences its window and reads the body instead. */
@@ -316,6 +327,7 @@ void gw_s3_rdma_get(struct gw_s3_req *r, const struct gw_s3_rdma *rd,
     }
     g->r = r;
     g->rc = rd->tok.kind == CMN_RDMA_RC;
+    g->dc = rd->tok.kind == CMN_RDMA_DC;
     g->m = gw_s3_fo_metrics(r, rd->tok.kind);
     g->rec = rec;
     g->first = first;
@@ -329,14 +341,28 @@ void gw_s3_rdma_get(struct gw_s3_req *r, const struct gw_s3_rdma *rd,
         return;
     }
     const uint8_t *sid = g->rc ? rd->tok.u.rc.sid : rd->tok.u.tcp.sid;
+    uint8_t dc_client[16];
+    if (g->dc) {
+        /* DC has no session: the client is its GID (its LID and DCT number with g = 0),
+         * which keys both the in-flight cap and the nodes' retransmission check. */
+        memcpy(dc_client, rd->tok.u.dc.gid, 16);
+        if (!rd->tok.u.dc.g) {
+            memset(dc_client, 0, 16);
+            memcpy(dc_client, &rd->tok.u.dc.lid, sizeof(rd->tok.u.dc.lid));
+            memcpy(dc_client + 4, &rd->tok.u.dc.dctn, sizeof(rd->tok.u.dc.dctn));
+        }
+        sid = dc_client;
+    }
     struct gw_fanout_config fc = {
         .loop = w->loop,
         .pool = w->pool,
         .meta = w->meta,
         .map = map,
-        .transport = g->rc ? GW_FANOUT_RC : GW_FANOUT_TCP,
+        .transport = g->dc ? GW_FANOUT_DC : g->rc ? GW_FANOUT_RC : GW_FANOUT_TCP,
         .dp = w->dp,
         .rc = w->rc,
+        .dc = w->dc,
+        .dc_token = g->dc ? &rd->tok : NULL,
         .rkey = g->rc ? rd->tok.u.rc.rkey : 0,
         .source_id = w->source_id,
         .record = rec,
@@ -346,7 +372,7 @@ void gw_s3_rdma_get(struct gw_s3_req *r, const struct gw_s3_rdma *rd,
         .access_key = r->auth.access_key,
         .window_base = rd->tok.base,
         .window_size = rd->tok.size,
-        .tag = g->rc ? 0 : rd->tok.u.tcp.tag,
+        .tag = g->rc || g->dc ? 0 : rd->tok.u.tcp.tag,
         .lease_ms = (uint32_t)ctx->cfg->fanout_lease_ms,
         .sched = client_sched(w->fo_clients, sid, uv_now(w->loop)),
         .spread = ++w->fo_spread,
@@ -463,7 +489,9 @@ struct rcput_slot {
 
 struct gw_rc_put {
     struct gw_s3_req *r;               /* NULL once detached */
-    struct cmn_dp_rc *rc;
+    struct cmn_dp_rc *rc;              /* rc, or */
+    struct cmn_dp_dc *dc;              /* dc (with dctok) */
+    struct cmn_rdma_token dctok;
     struct cmn_dp_rc_target t;
     char key[CMN_DP_ACCESS_KEY_MAX + 1];
     const struct gw_fanout_tmetrics *m;
@@ -505,7 +533,7 @@ static void rcput_fail(struct gw_rc_put *p, int status)
 
 static void rcput_pump(struct gw_rc_put *p);
 
-static void rcput_on_read(void *data, int status)
+__attribute__((unused)) static void rcput_on_read(void *data, int status)
 {
     struct rcput_slot *sl = data;
     struct gw_rc_put *p = sl->p;
@@ -521,6 +549,26 @@ static void rcput_on_read(void *data, int status)
         }
     }
     rcput_pump(p);
+}
+
+/* One READ into a slot, over the upload's transport. */
+static int rcput_read(struct gw_rc_put *p, struct rcput_slot *sl)
+{
+    if (p->dc) {
+#ifdef HAVE_MLX5DV
+        /* dc addresses by window offset; -EAGAIN (the worker's queue is full) fails the
+         * upload like any refused READ: nothing has been committed. */
+        return cmn_dp_dc_read(p->dc, &p->dctok, sl->off, sl->buf, sl->len, rcput_on_read, sl);
+#else
+        return -EPROTONOSUPPORT;
+#endif
+    }
+#ifdef HAVE_RDMA
+    return cmn_dp_rc_read(p->rc, &p->t, p->t.window_base + sl->off, sl->buf, sl->len,
+                          rcput_on_read, sl);
+#else
+    return -EPROTONOSUPPORT; /* unreachable: rc1 tokens are declined without an rc listener */
+#endif
 }
 
 /* Delivers the bytes that are next in order, then starts READs into the free slots. */
@@ -570,8 +618,7 @@ static void rcput_pump(struct gw_rc_put *p)
         sl->len = left < cap ? (size_t)left : cap;
         sl->fed = 0;
         sl->state = SLOT_READING;
-        int rc = cmn_dp_rc_read(p->rc, &p->t, p->t.window_base + sl->off, sl->buf, sl->len,
-                                rcput_on_read, sl);
+        int rc = rcput_read(p, sl);
         if (rc != 0) {
             sl->state = SLOT_FREE;
             rcput_fail(p, rc);
@@ -592,8 +639,12 @@ static void rcput_resume(void *data)
 
 bool gw_s3_rdma_put_ready(struct gw_s3_req *r, struct gw_s3_rdma *rd)
 {
+    if (rd->tok.kind == CMN_RDMA_DC && r->w->dc)
+        return true; /* no session: the token and the DC key address the window */
+#ifdef HAVE_RDMA
     if (r->w->rc && cmn_dp_rc_has_session(r->w->rc, rd->tok.u.rc.sid, r->auth.access_key))
         return true;
+#endif
     /* The PUT went to a worker the client has no rc connection with (or its session
      * dropped): decline before anything moves, so the client sends the bytes in a body. */
     rd->d = GW_RDMA_DECLINE;
@@ -614,6 +665,10 @@ bool gw_s3_rdma_put_start(struct gw_s3_req *r, const struct gw_s3_rdma *rd,
     }
     p->r = r;
     p->rc = r->w->rc;
+    if (rd->tok.kind == CMN_RDMA_DC) {
+        p->dc = r->w->dc;
+        p->dctok = rd->tok;
+    }
     p->m = gw_s3_fo_metrics(r, rd->tok.kind);
     p->size = rd->tok.size;
     snprintf(p->key, sizeof(p->key), "%s", r->auth.access_key);
@@ -725,3 +780,29 @@ int gw_s3_worker_start_rc(struct gw_s3_worker *w)
 #endif
 }
 
+
+/* The worker's DC initiators: what this worker writes of a dc GET (degraded stripes, pieces
+ * a node failed) and every staged dc upload go through them. */
+int gw_s3_worker_start_dc(struct gw_s3_worker *w)
+{
+#ifdef HAVE_MLX5DV
+    const struct gw_config *cfg = w->ctx->cfg;
+    struct cmn_err err;
+    cmn_err_clear(&err);
+    w->source_id = GW_SOURCE_GATEWAY | w->index;
+    int rc = cmn_dp_dc_create(w->loop, &cfg->dc, &w->dc, &err);
+    if (rc) {
+        w->dc = NULL;
+        LOG_ERROR(LOG_CTX, "worker %u: dc: %s", w->index, cmn_err_text(&err));
+        return rc;
+    }
+    if (!w->fo_clients && !(w->fo_clients = gw_fo_clients_new(cfg->fanout_client_cap)))
+        return -ENOMEM;
+    LOG_DEBUG(LOG_CTX, "worker %u: dc initiators ready (drain bound %" PRIu64 " ms)", w->index,
+              cmn_dp_dc_drain_ms(w->dc));
+    return 0;
+#else
+    (void)w;
+    return LODE_ECONFIG; /* main refuses dc-device/dc-address in such a build */
+#endif
+}

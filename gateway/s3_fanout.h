@@ -7,6 +7,10 @@
  *   x-amz-rdma-bytes-transferred, x-amz-rdma-bytes, x-lode-sources, Content-Length 0 and the
  *   object's usual headers. With rc every write completed only once the client's NIC placed
  *   it, so the reply itself tells the client its bytes are there.
+ * - dc (an 81- or 115-character DC token of a cuObject-family client) where this worker has
+ *   DC initiators: GETs as for rc, the nodes getting the token's DC fields (transport 3);
+ *   staged uploads as for rc, read with cmn_dp_dc_read. No session is involved: the token
+ *   and the cluster's DC key address the window. Without DC initiators: declined.
  * - PutObject/UploadPart with an `rc1` token (a staged upload): the token's size is the
  *   object's length and the request has no body (Content-Length 0). This worker RDMA-READs
  *   the window slot by slot, a few reads ahead, into the same pipeline as an HTTP body
@@ -100,6 +104,10 @@ void gw_s3_upload_part_rdma(struct gw_s3_req *r, const struct gw_s3_rdma *rd);
 int gw_s3_worker_start_data(struct gw_s3_worker *w);
 /* The rc listener of rdma-address (port + worker index). Returns 0 or an error, logged. */
 int gw_s3_worker_start_rc(struct gw_s3_worker *w);
+/* The worker's DC initiators (dc-device / dc-address, cmn_dp_dc_create). Returns 0 or an
+ * error, logged; in a build without mlx5dv LODE_ECONFIG (main refuses such a configuration
+ * before workers start). */
+int gw_s3_worker_start_dc(struct gw_s3_worker *w);
 
 /* Serves a GetObject whose token was accepted. h/n: the object's response headers (without
  * the request-id headers; copied). status: 200 or 206. On success the response is sent and

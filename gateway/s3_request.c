@@ -99,6 +99,8 @@ static int worker_start(void *data, unsigned index, uv_loop_t *loop, void **out)
         goto fail;
     if (cfg->rdma_address && (rc = gw_s3_worker_start_rc(w)))
         goto fail;
+    if (cfg->dc_enabled && (rc = gw_s3_worker_start_dc(w)))
+        goto fail;
     if (index == 0 && ctx->run_refresher) {
         if ((rc = gw_cluster_start(ctx->cluster, loop, w->meta)))
             goto fail;
@@ -136,6 +138,10 @@ fail:
     if (w->rc)
         cmn_dp_rc_close(w->rc, NULL, NULL);
 #endif
+#ifdef HAVE_MLX5DV
+    if (w->dc)
+        cmn_dp_dc_close(w->dc, NULL, NULL);
+#endif
     gw_fo_clients_free(w->fo_clients);
     cmn_meta_async_close(w->meta, NULL, NULL);
     gw_bcache_destroy(w->buckets);
@@ -146,7 +152,7 @@ fail:
 static void worker_closed(void *data)
 {
     struct gw_s3_worker *w = data;
-    /* Six closes were started; the last one frees. */
+    /* Seven closes were started; the last one frees. */
     if (--w->index == 0) {
         gw_bcache_destroy(w->buckets);
         gw_fo_clients_free(w->fo_clients);
@@ -160,7 +166,7 @@ static void worker_stop(void *data, unsigned index, void *worker_data)
     (void)data;
     (void)index;
     /* index is reused as the count of closes still to complete. */
-    w->index = 6;
+    w->index = 7;
     if (w->dp)
         cmn_dp_server_close(w->dp, worker_closed, w);
     else
@@ -168,6 +174,14 @@ static void worker_stop(void *data, unsigned index, void *worker_data)
 #ifdef HAVE_RDMA
     if (w->rc)
         cmn_dp_rc_close(w->rc, worker_closed, w);
+    else
+        w->index--;
+#else
+    w->index--;
+#endif
+#ifdef HAVE_MLX5DV
+    if (w->dc)
+        cmn_dp_dc_close(w->dc, worker_closed, w);
     else
         w->index--;
 #else

@@ -33,6 +33,7 @@
 #include <pthread.h>
 
 #include "common/buf.h"
+#include "common/dp_dc.h"
 #include "common/dp_rc.h"
 #include "common/dp_server.h"
 #include "common/meta_async.h"
@@ -121,6 +122,8 @@ struct gw_s3_worker {
     struct gw_bcache *buckets;         /* NULL when bucket_cache_ttl_ms is 0 */
     struct cmn_dp_server *dp;          /* this worker's data listener, or NULL */
     struct cmn_dp_rc *rc;              /* this worker's rc listener, or NULL */
+    struct cmn_dp_dc *dc;              /* this worker's DC initiators (dc-device/dc-address
+                                          set, mlx5dv build), or NULL: DC tokens declined */
     uint32_t source_id;                /* GW_SOURCE_GATEWAY | index */
     struct gw_fo_clients *fo_clients;  /* per-client in-flight caps */
     uint64_t fo_spread;                /* fan-out requests so far (replica rotation) */

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "common/conf.h"
+#include "common/dp_dc.h"
 #include "common/id.h"
 #include "common/err.h"
 #include "node/io.h"
@@ -50,6 +51,22 @@ struct node_config {
     uint64_t heartbeat_interval_ms;
     uint64_t scrub_rate;              /* bytes per second, 0 = no scrubbing */
     uint64_t max_frame_size;
+    /* dc transport (docs/dataplane-dc.md section 8); on when dc-device or dc-address is set */
+    char *dc_device;
+    char *dc_address;
+    int64_t dc_port;
+    char *dc_key;                     /* sensitive; parsed into dc.dc_key */
+    int64_t dc_gid_index;
+    int64_t dc_timeout;
+    int64_t dc_retry;
+    int64_t dc_hop_limit;
+    int64_t dc_traffic_class;
+    int64_t dc_sl;
+    int64_t dc_dcis;
+    int64_t dc_sq_depth;
+    uint64_t dc_staging;
+    uint64_t dc_slot;
+    bool dc_rtr_av;
 
     /* ---- derived by node_config_finish ---- */
     char **dirs;                      /* data-dirs split and trimmed (malloc'd) */
@@ -70,6 +87,12 @@ struct node_config {
     struct cmn_id uuid;
     uint8_t *secret;                  /* the cluster secret bytes (malloc'd) */
     size_t secret_len;
+    /* dc: whether it is configured, and the checked settings for cmn_dp_dc_create (strings
+     * borrowed from dc_device / dc_address; dc_key SENSITIVE, wiped on free). dc_key_public:
+     * the key is cuObject's published default. */
+    bool dc_enabled;
+    bool dc_key_public;
+    struct cmn_dp_dc_config dc;
 };
 
 /* The key table ({0}-terminated); also drives the sample and docs/config.md. */
@@ -87,10 +110,18 @@ extern const struct cmn_conf_opt node_conf_table[];
  *   - max-frame-size >= max-chunk-size + 64 KiB; volume-size is a multiple of 64 KiB and
  *     holds at least one chunk of max-chunk-size with its headers and the volume's reserved
  *     tail; capacity-limit is 0 or at least volume-size;
+ *   - dc-*: dc-address an IP literal; dc-key 1..16 hex digits after 0x, or decimal, never
+ *     quoted in a message; with dc-device or dc-address set, the settings pass
+ *     cmn_dp_dc_config_check (so --check validates them in any build);
  *   - the cluster secret (common/conf.h, cmn_conf_load_secret; >= NODE_SECRET_MIN bytes).
  * Returns 0, or LODE_ECONFIG (or -errno reading the secret file) with a message naming the
  * key. */
 int node_config_finish(struct node_config *cfg, struct cmn_err *err);
+
+/* Whether this build can run the configured dc transport: LODE_ECONFIG ("built without mlx5
+ * direct verbs") when dc is configured and configure did not find mlx5dv, else 0. main
+ * calls it at start; --check does not, so a configuration can be checked on any host. */
+int node_config_dc_buildable(const struct node_config *cfg, struct cmn_err *err);
 
 /* Frees the table's strings and the derived fields; wipes the secret. */
 void node_config_free(struct node_config *cfg);

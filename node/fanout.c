@@ -18,6 +18,7 @@
 #include <lode/errno.h>
 
 #include "common/clock.h"
+#include "common/dc_params.h"
 #include "common/id.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -31,9 +32,10 @@
 /* Recent results kept for retransmissions. */
 #define RECENT 256
 
-enum { TRANSPORT_TCP = 1, TRANSPORT_RC = 2 };
-/* Metrics are kept per transport: index 0 tcp, 1 rc. */
-#define N_TRANSPORTS 2
+enum { TRANSPORT_TCP = NODE_FANOUT_TCP, TRANSPORT_RC = NODE_FANOUT_RC,
+       TRANSPORT_DC = NODE_FANOUT_DC };
+/* Metrics are kept per transport: index 0 tcp, 1 rc, 2 dc. */
+#define N_TRANSPORTS 3
 
 struct piece {
     struct cmn_id id;
@@ -44,6 +46,7 @@ struct piece {
     int state;                   /* 0 waiting, 1 reading, 2 pushing, 3 done */
     struct node_read *rd;
     struct job *job;
+    struct piece *next_parked;   /* dc: waiting for room in the instance's queue */
 };
 
 struct job {
@@ -57,6 +60,10 @@ struct job {
     uint32_t transport;
     uint32_t tag;                /* tcp: stamped on every frame */
     uint32_t rkey;               /* rc: the window's remote key */
+    struct cmn_rdma_token dctok; /* dc: the client's token, rebuilt and re-validated */
+    size_t dc_posted;            /* dc: writes handed to the instance, callback pending */
+    bool fencing;                /* dc: the lease ran out; answer after the fence */
+    uv_timer_t lease_timer;      /* dc: fires at the deadline (frees the job once closed) */
     uint64_t deadline_ms;        /* monotonic: no write starts after it */
     uint64_t start_ns;
     struct piece *pieces;
@@ -80,6 +87,9 @@ struct node_fanout {
     struct node_store *st;
     struct cmn_dp_server *dp;
     struct cmn_dp_rc *rc;
+    struct cmn_dp_dc *dc;
+    const struct cmn_dp_dc_config *dc_config;
+    struct piece *parked, *parked_tail;
     unsigned depth;
     uint32_t max_piece;
     struct job *running;
@@ -95,7 +105,7 @@ struct node_fanout {
 /* The metrics of a transport number from the wire; refusals of unknown ones count as tcp. */
 static struct fo_metrics *metrics_of(struct node_fanout *f, uint32_t transport)
 {
-    return &f->m[transport == TRANSPORT_RC ? 1 : 0];
+    return &f->m[transport == TRANSPORT_RC ? 1 : transport == TRANSPORT_DC ? 2 : 0];
 }
 
 static void register_metrics(struct cmn_metrics *m, const char *label, struct fo_metrics *out)
@@ -123,6 +133,8 @@ int node_fanout_create(const struct node_fanout_options *o, struct node_fanout *
     f->st = o->store;
     f->dp = o->dp;
     f->rc = o->rc;
+    f->dc = o->dc;
+    f->dc_config = o->dc_config;
     f->depth = o->depth ? o->depth : DEFAULT_DEPTH;
     f->max_piece = o->max_piece ? o->max_piece : CMN_DP_MAX_FRAME_DEFAULT;
     if (o->metrics) {
@@ -131,9 +143,16 @@ int node_fanout_create(const struct node_fanout_options *o, struct node_fanout *
         register_metrics(o->metrics, "transport=\"tcp\"", &f->m[0]);
         if (o->rc)
             register_metrics(o->metrics, "transport=\"rc\"", &f->m[1]);
+        if (o->dc)
+            register_metrics(o->metrics, "transport=\"dc\"", &f->m[2]);
     }
     *out = f;
     return 0;
+}
+
+void node_fanout_detach_dc(struct node_fanout *f)
+{
+    f->dc = NULL;
 }
 
 unsigned node_fanout_in_flight(const struct node_fanout *f)
@@ -208,8 +227,15 @@ static void reply_result(struct cmn_rpc_call *call, uint64_t bytes, const int32_
 
 static void job_pump(struct job *j);
 
+static void on_job_timer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
 static void job_finish(struct job *j)
 {
+    if (j->transport == TRANSPORT_DC)
+        uv_timer_stop(&j->lease_timer);
     struct node_fanout *f = j->f;
     int32_t *st = malloc((j->n ? j->n : 1) * sizeof(*st));
     size_t failed = 0;
@@ -241,7 +267,11 @@ static void job_finish(struct job *j)
     void (*done)(void *, int) = j->done;
     void *data = j->done_data;
     free(j->pieces);
-    free(j);
+    j->pieces = NULL;
+    if (j->transport == TRANSPORT_DC)
+        uv_close((uv_handle_t *)&j->lease_timer, on_job_timer_closed);
+    else
+        free(j);
     if (done)
         done(data, 0);
 }
@@ -255,12 +285,23 @@ static void piece_end(struct piece *p, int status)
     j->finished++;
     if (status == LODE_ECLOSED || status == LODE_ENOSESSION)
         j->session_lost = true; /* the rest cannot be delivered either */
+    /* dc: the client's NIC refused the window, or its target did not answer within the
+     * retry budget: the other pieces would fail the same way, each after the drain bound. */
+    if (j->transport == TRANSPORT_DC &&
+        (status == LODE_EWINDOW || status == LODE_ETIMEOUT || status == LODE_EUNAVAILABLE))
+        j->session_lost = true;
 }
+
+static void retry_parked(struct node_fanout *f);
 
 static void on_pushed(void *data, int status)
 {
     struct piece *p = data;
     struct job *j = p->job;
+    struct node_fanout *f = j->f;
+    bool dc = j->transport == TRANSPORT_DC;
+    if (dc)
+        j->dc_posted--;
     node_read_release(p->rd);
     p->rd = NULL;
     if (status == 0)
@@ -271,6 +312,8 @@ static void on_pushed(void *data, int status)
         j->session_lost = true;
     piece_end(p, status);
     job_pump(j);
+    if (dc)
+        retry_parked(f); /* a call left the dc instance's queue: room for a parked one */
 }
 
 /* Hands one piece's verified bytes to the job's transport. Returns 0 (on_pushed follows)
@@ -279,6 +322,19 @@ static int push(struct job *j, struct piece *p, const struct node_read *rd)
 {
     struct node_fanout *f = j->f;
     uint64_t addr = j->base + p->buf_off;
+    if (j->transport == TRANSPORT_DC) {
+#ifdef HAVE_MLX5DV
+        if (!f->dc)
+            return LODE_ESHUTDOWN;
+        /* dc addresses by window offset; the instance re-checks it against the window. */
+        int rc = cmn_dp_dc_write(f->dc, &j->dctok, p->buf_off, rd->data, rd->len, on_pushed, p);
+        if (rc == 0)
+            j->dc_posted++;
+        return rc;
+#else
+        return -EPROTONOSUPPORT;
+#endif
+    }
     if (j->transport == TRANSPORT_TCP)
         return cmn_dp_push(f->dp, j->sid, j->key, j->base, j->tag, addr, rd->data, rd->len,
                            on_pushed, p);
@@ -320,12 +376,76 @@ static void on_read(void *data, int status, struct node_read *rd)
     p->rd = rd;
     p->state = 2;
     int rc = push(j, p, rd);
+    if (rc == -EAGAIN && j->transport == TRANSPORT_DC) {
+        /* The instance's queue is full of calls of ours: one of their completions retries
+         * this (retry_parked), so it needs no timer. */
+        p->next_parked = NULL;
+        if (j->f->parked_tail)
+            j->f->parked_tail->next_parked = p;
+        else
+            j->f->parked = p;
+        j->f->parked_tail = p;
+        return;
+    }
     if (rc != 0) {
         node_read_release(rd);
         p->rd = NULL;
         piece_end(p, rc);
         job_pump(j);
     }
+}
+
+/* Parked dc pieces, in order, until the instance pushes back again. */
+static void retry_parked(struct node_fanout *f)
+{
+    while (f->parked) {
+        struct piece *p = f->parked;
+        struct job *j = p->job;
+        int rc;
+        if (j->session_lost || j->fencing)
+            rc = LODE_ECLOSED;
+        else if (cmn_mono_ms() > j->deadline_ms)
+            rc = LODE_ETIMEOUT;
+        else
+            rc = push(j, p, p->rd);
+        if (rc == -EAGAIN)
+            return;
+        f->parked = p->next_parked;
+        if (!f->parked)
+            f->parked_tail = NULL;
+        p->next_parked = NULL;
+        if (rc != 0) {
+            node_read_release(p->rd);
+            p->rd = NULL;
+            piece_end(p, rc);
+            job_pump(j);
+        }
+    }
+}
+
+#ifdef HAVE_MLX5DV
+static void on_fenced(void *data, int status)
+{
+    struct job *j = data;
+    (void)status; /* 0, or LODE_ESHUTDOWN: either way no write of ours is in flight */
+    j->fencing = false;
+    job_pump(j);
+}
+#endif
+
+/* dc, at the end of the lease: writes still in the hardware could land after the gateway
+ * has moved on, so the target is fenced and the answer waits for the fence. */
+static void on_lease(uv_timer_t *t)
+{
+    struct job *j = t->data;
+#ifdef HAVE_MLX5DV
+    struct node_fanout *f = j->f;
+    if (j->dc_posted > 0 && f->dc && !j->fencing &&
+        cmn_dp_dc_fence(f->dc, &j->dctok, on_fenced, j) == 0)
+        j->fencing = true;
+#else
+    (void)j;
+#endif
 }
 
 /* Starts pieces while fewer than `depth` are active; answers once all have ended. Pieces
@@ -347,7 +467,7 @@ static void job_pump(struct job *j)
         if (rc != 0)
             piece_end(p, rc);
     }
-    if (j->finished == j->n && j->active == 0)
+    if (j->finished == j->n && j->active == 0 && !j->fencing)
         job_finish(j);
 }
 
@@ -373,6 +493,8 @@ static int refuse(struct node_fanout *f, struct cmn_rpc_call *call, uint32_t tra
  * owned by the verified requester. */
 static bool session_ok(const struct node_fanout *f, const Lode__FanoutPushRequest *q)
 {
+    if (q->transport == TRANSPORT_DC)
+        return true; /* no session: the token and the cluster's DC key address the window */
     if (q->transport == TRANSPORT_TCP)
         return cmn_dp_session_check(f->dp, q->sid.data, q->access_key) == 0;
 #ifdef HAVE_RDMA
@@ -383,7 +505,7 @@ static bool session_ok(const struct node_fanout *f, const Lode__FanoutPushReques
 }
 
 static int validate(struct node_fanout *f, struct cmn_rpc_call *call,
-                    const Lode__FanoutPushRequest *q)
+                    const Lode__FanoutPushRequest *q, struct cmn_rdma_token *dctok)
 {
     uint32_t t = q->transport;
     if (q->sid.len != CMN_DP_SID_SIZE)
@@ -393,10 +515,18 @@ static int validate(struct node_fanout *f, struct cmn_rpc_call *call,
     if (klen == 0 || klen > CMN_DP_ACCESS_KEY_MAX)
         return refuse(f, call, t, LODE_EBADMSG, "access_key must be 1 to %d bytes",
                       CMN_DP_ACCESS_KEY_MAX);
-    if (!(t == TRANSPORT_TCP && f->dp) && !(t == TRANSPORT_RC && f->rc))
+    if (!(t == TRANSPORT_TCP && f->dp) && !(t == TRANSPORT_RC && f->rc) &&
+        !(t == TRANSPORT_DC && f->dc))
         return refuse(f, call, t, -EPROTONOSUPPORT,
-                      "transport %u is not served by this node (tcp = 1: %s, rc = 2: %s)", t,
-                      f->dp ? "yes" : "no", f->rc ? "yes" : "no");
+                      "transport %u is not served by this node (tcp = 1: %s, rc = 2: %s, "
+                      "dc = 3: %s)", t, f->dp ? "yes" : "no", f->rc ? "yes" : "no",
+                      f->dc ? "yes" : "no");
+    if (t == TRANSPORT_DC) {
+        struct cmn_err err;
+        cmn_err_clear(&err);
+        if (node_fanout_dc_token(q, f->dc_config, dctok, &err) != 0)
+            return refuse(f, call, t, -EINVAL, "%s", cmn_err_text(&err));
+    }
     if (q->window_size == 0 || q->window_base > UINT64_MAX - q->window_size)
         return refuse(f, call, t, LODE_EWINDOW,
                       "window %016" PRIx64 "+%" PRIu64 " is empty or wraps", q->window_base,
@@ -431,7 +561,9 @@ void node_fanout_push(struct node_fanout *f, struct cmn_rpc_call *call,
                       const Lode__FanoutPushRequest *q, void (*done)(void *data, int status),
                       void *data)
 {
-    int rc = validate(f, call, q);
+    struct cmn_rdma_token dctok;
+    memset(&dctok, 0, sizeof(dctok));
+    int rc = validate(f, call, q, &dctok);
     if (rc) {
         if (done)
             done(data, rc);
@@ -476,6 +608,7 @@ void node_fanout_push(struct node_fanout *f, struct cmn_rpc_call *call,
     j->transport = q->transport;
     j->tag = q->tag;
     j->rkey = q->rkey;
+    j->dctok = dctok;
     j->start_ns = cmn_mono_ns();
     j->deadline_ms = cmn_mono_ms() + (q->lease_ms ? q->lease_ms : DEFAULT_LEASE_MS);
     j->pieces = ps;
@@ -494,5 +627,76 @@ void node_fanout_push(struct node_fanout *f, struct cmn_rpc_call *call,
     f->running = j;
     f->in_flight++;
     cmn_counter_add(metrics_of(f, j->transport)->requests, 1);
+    if (j->transport == TRANSPORT_DC) {
+        uv_timer_init(f->loop, &j->lease_timer);
+        j->lease_timer.data = j;
+        uv_timer_start(&j->lease_timer, on_lease, j->deadline_ms - cmn_mono_ms(), 0);
+    }
     job_pump(j);
+}
+
+/* ---- dc: the request's target --------------------------------------------------------- */
+
+int node_fanout_dc_token(const Lode__FanoutPushRequest *q, const struct cmn_dp_dc_config *cfg,
+                         struct cmn_rdma_token *out, struct cmn_err *err)
+{
+    memset(out, 0, sizeof(*out));
+    const Lode__DcTarget *d = q->dc;
+    if (!d)
+        return cmn_err_set(err, -EINVAL, "dc: the request carries no DcTarget");
+    if (d->gid.len != 16)
+        return cmn_err_set(err, -EINVAL, "dc: gid must be 16 bytes, not %zu", d->gid.len);
+    if (d->g > 1)
+        return cmn_err_set(err, -EINVAL, "dc: g must be 0 or 1, not %" PRIu32, d->g);
+    if (d->lid > 0xffff)
+        return cmn_err_set(err, -EINVAL, "dc: lid %" PRIu32 " does not fit 16 bits", d->lid);
+    if (d->dctn > 0xffffff)
+        return cmn_err_set(err, -EINVAL, "dc: dctn %" PRIu32 " does not fit 24 bits", d->dctn);
+    if (q->window_size == 0 || q->window_base > UINT64_MAX - q->window_size)
+        return cmn_err_set(err, -EINVAL, "dc: the window is empty or wraps");
+    if (q->window_size > CMN_RDMA_DC_WINDOW_MAX)
+        return cmn_err_set(err, -EINVAL, "dc: a %" PRIu64 "-byte window is larger than a DC "
+                           "token can name", q->window_size);
+    if (d->desc_size == 0 || d->desc_base > UINT64_MAX - d->desc_size)
+        return cmn_err_set(err, -EINVAL, "dc: the descriptor window is empty or wraps");
+    if (q->window_base < d->desc_base ||
+        q->window_base + q->window_size > d->desc_base + d->desc_size)
+        return cmn_err_set(err, -EINVAL, "dc: the request window does not lie inside the "
+                           "descriptor's window");
+    struct cmn_rdma_token t;
+    memset(&t, 0, sizeof(t));
+    t.kind = CMN_RDMA_DC;
+    t.base = q->window_base;
+    t.size = q->window_size;
+    t.u.dc.rkey = d->rkey;
+    t.u.dc.lid = (uint16_t)d->lid;
+    t.u.dc.dctn = d->dctn;
+    t.u.dc.g = (uint8_t)d->g;
+    memcpy(t.u.dc.gid, d->gid.data, 16);
+    t.u.dc.desc_base = d->desc_base;
+    t.u.dc.desc_size = d->desc_size;
+    t.u.dc.legacy = d->desc_base != q->window_base || d->desc_size != q->window_size;
+
+    struct cmn_dp_dc_config defaults;
+    if (!cfg) {
+        cmn_dp_dc_config_defaults(&defaults);
+        cfg = &defaults;
+    }
+    struct cmn_dc_local local = {
+        .sgid_index = cfg->gid_index < 0 ? 0 : (uint8_t)cfg->gid_index,
+        .hop_limit = cfg->hop_limit,
+        .traffic_class = cfg->traffic_class,
+        .sl = cfg->sl,
+        .dc_key = cfg->dc_key,
+        .timeout = cfg->timeout,
+        .retry_cnt = cfg->retry_cnt,
+    };
+    struct cmn_dc_target target;
+    int rc = cmn_dc_derive(&t, &local, &target, err);
+    explicit_bzero(&local, sizeof(local));
+    explicit_bzero(&target, sizeof(target));
+    if (rc != 0)
+        return rc;
+    *out = t;
+    return 0;
 }

@@ -26,6 +26,7 @@
 #include <uv.h>
 
 #include "common/conf.h"
+#include "common/dp_dc.h"
 #include "common/dp_rc.h"
 #include "common/err.h"
 #include "common/id.h"
@@ -58,6 +59,7 @@ struct app {
     struct node_scrub *scrub;
     struct cmn_dp_server *dp;        /* fan-out data listener, when data-address is set */
     struct cmn_dp_rc *rc;            /* rc listener, when rdma-address is set */
+    struct cmn_dp_dc *dc;            /* dc initiators, when dc-device/dc-address is set */
     struct node_fanout *fanout;
     uv_signal_t sig[2];
     bool signals_ready;
@@ -194,6 +196,10 @@ static int check_dirs(const struct node_config *cfg)
 static void check_secret(const struct node_config *cfg)
 {
     cmn_conf_warn_secret(LOG_CTX, cfg->cluster_secret, cfg->cluster_secret_file);
+    if (cfg->dc_enabled && cfg->dc_key_public)
+        LOG_WARN(LOG_CTX, "dc-key is cuObject's published default: anyone who knows it can "
+                 "address this cluster's DC traffic; set a key of your own here and in every "
+                 "client's configuration");
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -231,6 +237,15 @@ static void begin_shutdown(struct app *app)
     if (app->rc) {
         cmn_dp_rc_close(app->rc, NULL, NULL);
         app->rc = NULL;
+    }
+#endif
+#ifdef HAVE_MLX5DV
+    /* Writes in flight fail with LODE_ESHUTDOWN; their requests answer before close_cb. */
+    if (app->dc) {
+        if (app->fanout)
+            node_fanout_detach_dc(app->fanout);
+        cmn_dp_dc_close(app->dc, NULL, NULL);
+        app->dc = NULL;
     }
 #endif
     /* Neither touches the store once closing: a scrub read in flight completes through the
@@ -397,6 +412,29 @@ static int start_rc_listener(struct app *app, const char *rpc_host)
 #endif
 }
 
+/* The dc initiators (dc-device / dc-address): FANOUT_PUSH with transport dc RDMA-WRITEs
+ * into cuObject-family clients' windows through them. A failure is fatal: dc was asked for. */
+static int start_dc(struct app *app)
+{
+#ifdef HAVE_MLX5DV
+    struct cmn_err err;
+    cmn_err_clear(&err);
+    int rc = cmn_dp_dc_create(&app->loop, &app->cfg.dc, &app->dc, &err);
+    if (rc) {
+        app->dc = NULL;
+        LOG_ERROR(LOG_CTX, "dc: %s", cmn_err_text(&err));
+        return rc;
+    }
+    LOG_INFO(LOG_CTX, "dc initiators on %s (drain bound %" PRIu64 " ms)",
+             app->cfg.dc.device ? app->cfg.dc.device : app->cfg.dc.ip,
+             cmn_dp_dc_drain_ms(app->dc));
+    return 0;
+#else
+    (void)app;
+    return LODE_ECONFIG; /* node_config_dc_buildable refuses dc in such a build */
+#endif
+}
+
 /* FANOUT_PUSH over whichever listeners run. */
 static int start_fanout(struct app *app)
 {
@@ -405,6 +443,8 @@ static int start_fanout(struct app *app)
         .store = app->store,
         .dp = app->dp,
         .rc = app->rc,
+        .dc = app->dc,
+        .dc_config = &app->cfg.dc,
         .metrics = app->metrics,
         .max_piece = (uint32_t)app->cfg.max_chunk_size,
     };
@@ -425,6 +465,10 @@ static int start(struct app *app)
     cmn_err_clear(&err);
 
     check_secret(cfg);
+    if ((rc = node_config_dc_buildable(cfg, &err))) {
+        LOG_ERROR(LOG_CTX, "%s", cmn_err_text(&err));
+        return rc;
+    }
     check_memlock(cfg);
     if ((rc = check_dirs(cfg)))
         return rc;
@@ -509,7 +553,9 @@ static int start(struct app *app)
         return rc;
     if (cfg->rdma_address && (rc = start_rc_listener(app, host)) != 0)
         return rc;
-    if ((app->dp || app->rc) && (rc = start_fanout(app)) != 0)
+    if (cfg->dc_enabled && (rc = start_dc(app)) != 0)
+        return rc;
+    if ((app->dp || app->rc || app->dc) && (rc = start_fanout(app)) != 0)
         return rc;
 
     struct node_registrar_options ro = {

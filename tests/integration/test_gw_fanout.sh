@@ -63,10 +63,43 @@ out=$(W unsigned-token fanout obj4096)
 like "$out" "status 403 code AccessDenied" "a token outside SignedHeaders: 403"
 out=$(W raw GET fanout obj4096 "not-a-token")
 like "$out" "status 400 .*code InvalidRDMAToken" "a malformed token: 400 InvalidRDMAToken"
+# dc without DC initiators (this gateway has no dc-device): every DC token is declined
+# before any side effect, and counted as transport="dc", reason="dc-unavailable".
+dc_declines() {
+    "$PY" - "http://127.0.0.1:$((LODE_QUICKSTART_PORT + 501))/metrics" <<'PYEOF' 2>&1
+import sys, urllib.request
+want = 'lode_gateway_rdma_declines_total{transport="dc",reason="dc-unavailable"} '
+for line in urllib.request.urlopen(sys.argv[1], timeout=10).read().decode().splitlines():
+    if line.startswith(want):
+        print(int(float(line[len(want):])))
+        break
+else:
+    print("missing")
+PYEOF
+}
+dc_before=$(dc_declines)
 dc_tok="0102030405060708:00100000:01020304:0000:010203:1:00000000000000000000ffffc0a80001"
+dc_legacy="$dc_tok:0102030405060800:0000000000001000"
 out=$(W raw GET fanout obj307200 "$dc_tok")
 like "$out" "status 200 reply 501 .* len 307200 " \
     "a dc token (no ConnectX here): declined with the object in the body"
+out=$(W raw GET fanout obj4096 "$dc_legacy")
+like "$out" "status 200 reply 501 .* len 4096 " \
+    "a 115-character legacy dc token: declined the same way"
+out=$(W raw PUT fanout dcput "$dc_tok")
+like "$out" "status 501 reply 501 etag - .*code RDMANotSupported" \
+    "PutObject with a dc token (a staged upload, no body): 501 RDMANotSupported, no ETag"
+out=$(W raw HEAD fanout dcput -)
+like "$out" "status 404" "... and nothing was stored"
+out=$(W raw PUT fanout dcput2 "$dc_legacy" "$tmp/obj4096")
+like "$out" "status 501 reply 501 etag - .*code RDMANotSupported" \
+    "PutObject with a legacy dc token and a body: 501 too, before the body is used"
+out=$(W raw HEAD fanout dcput2 -)
+like "$out" "status 404" "... nothing stored either"
+dc_after=$(dc_declines)
+ok "$([ "$dc_before" != missing ] && [ "$dc_after" != missing ] &&
+      [ $((dc_after - dc_before)) -eq 4 ]; echo $?)" \
+    "the four dc declines are counted with transport=\"dc\" ($dc_before -> $dc_after)"
 out=$(W raw PUT fanout tokput "$tcp_tok" "$tmp/obj4096")
 like "$out" "status 501 reply 501 etag - .*code RDMANotSupported" \
     "PutObject with a token: 501 RDMANotSupported, no ETag"

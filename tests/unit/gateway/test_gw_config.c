@@ -18,6 +18,7 @@
 
 #include "common/conf.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "gateway/config.h"
 #include "tests/tap.h"
 
@@ -212,6 +213,8 @@ static void test_table(void)
     for (const struct cmn_conf_opt *o = gw_conf_table; o->name; o++) {
         if (strcmp(o->name, "cluster-secret") == 0)
             sensitive = o->flags & CMN_CONF_SENSITIVE;
+        else if (strcmp(o->name, "dc-key") == 0)
+            sensitive &= (o->flags & CMN_CONF_SENSITIVE) != 0;
         else if (o->flags & CMN_CONF_SENSITIVE)
             only_secret = false;
         char key[80];
@@ -219,7 +222,7 @@ static void test_table(void)
         every &= contains(text, key);
     }
     free(text);
-    ok(sensitive && only_secret, "cluster-secret, and only it, is marked sensitive");
+    ok(sensitive && only_secret, "cluster-secret and dc-key, and only they, are marked sensitive");
     ok(every, "the sample lists every key");
 
     struct {
@@ -529,6 +532,92 @@ static void test_documents(void)
     free(md);
 }
 
+/* dc-* (docs/dataplane-dc.md section 8): values, the sensitive key in --check, the sample and
+ * the log. The key's value was computed with Python: int('5eC0DE5', 16) == 99356133. */
+static void test_dc(void)
+{
+    struct gw_config cfg;
+    struct cmn_err err;
+    is_int(build(&cfg, &err, NULL), 0, "dc unset");
+    ok(!cfg.dc_enabled && cfg.dc.dc_key == 0xffeeddccu, "... off, cuObject's default key");
+    gw_config_free(&cfg);
+    is_int(build(&cfg, &err, "dc-address", "192.168.7.2", "dc-key", "0x5eC0DE5", "dc-sl", "3",
+                 "dc-traffic-class", "106", "dc-hop-limit", "8", NULL),
+           0, "dc by address with a key of its own (%s)", err.msg);
+    ok(cfg.dc_enabled && !cfg.dc_key_public && cfg.dc.dc_key == 99356133u,
+       "... on; the key (either case of hex digits) parsed");
+    ok(cfg.dc.sl == 3 && cfg.dc.traffic_class == 106 && cfg.dc.hop_limit == 8 &&
+           cfg.dc.ip && strcmp(cfg.dc.ip, "192.168.7.2") == 0,
+       "... sl, traffic class, hop limit and address carried");
+#ifdef HAVE_MLX5DV
+    is_int(gw_config_dc_buildable(&cfg, &err), 0, "... this build has mlx5dv: it may start");
+#else
+    is_int(gw_config_dc_buildable(&cfg, &err), LODE_ECONFIG,
+           "... this build has no mlx5dv: start refuses it");
+    ok(contains(err.msg, "built without mlx5 direct verbs"), "... saying so (%s)", err.msg);
+#endif
+    gw_config_free(&cfg);
+    REFUSED("dc-key", "a key with a blank", "dc-device", "mlx5_0", "dc-key", "0x5e C0");
+    REFUSED("dc-address", "a host name as dc-address", "dc-address", "rdma0.example");
+    REFUSED("slot", "a 32MiB slot", "dc-device", "mlx5_0", "dc-slot", "32MiB");
+    REFUSED("dc-port", "dc-port 0", "dc-port", "0");
+
+    /* --check validates the dc settings in any build and never prints the key. */
+    char conf[PATH_MAX + 16];
+    snprintf(conf, sizeof(conf), "%s/gw-dc.conf", dir);
+    const char *good = "meta = 127.0.0.1:7001\ncluster-secret = " SECRET20 "\n"
+                       "dc-device = mlx5_0\ndc-key = 0x5ec0de5\n";
+    write_file(conf, good, strlen(good));
+    int code = -1;
+    char *out, *errout;
+    int rc = run_cli(&code, &out, &errout, "-c", conf, "--check", NULL);
+    ok(rc == 1 && code == 0 && contains(out, "configuration OK"),
+       "--check of a dc configuration: OK (%s)", errout ? errout : "");
+    ok(!contains(out, "5ec0de5") && !contains(errout, "5ec0de5"),
+       "... the key appears nowhere in its output");
+    free(out);
+    free(errout);
+    const char *bad = "meta = 127.0.0.1:7001\ncluster-secret = " SECRET20 "\n"
+                      "dc-device = mlx5_0\ndc-key = 0x5ec0de5zz\n";
+    write_file(conf, bad, strlen(bad));
+    rc = run_cli(&code, &out, &errout, "-c", conf, "--check", NULL);
+    ok(rc == 1 && code == 1 && contains(errout, "dc-key"),
+       "--check refuses a malformed key (%s)", errout ? errout : "");
+    ok(!contains(out, "5ec0de5") && !contains(errout, "5ec0de5"), "... without quoting it");
+    free(out);
+    free(errout);
+    rc = run_cli(&code, &out, &errout, "--print-sample", NULL);
+    ok(contains(out, "#dc-key =") && !contains(out, "0xffeeddcc\n"),
+       "--print-sample lists dc-key with no value");
+    free(out);
+    free(errout);
+    unlink(conf);
+
+    /* The start-up warning: the public key warns; a private one is never logged. */
+    char logp[PATH_MAX + 16];
+    snprintf(logp, sizeof(logp), "%s/gw.log", dir);
+    unlink(logp);
+    is_int(build(&cfg, &err, "dc-device", "mlx5_0", NULL), 0, "dc with the default key");
+    cmn_log_setup(GW_PROG, CMN_LOG_DEBUG, logp);
+    gw_config_log_warnings(&cfg);
+    gw_config_free(&cfg);
+    is_int(build(&cfg, &err, "dc-device", "mlx5_0", "dc-key", "0x5ec0de5", NULL), 0,
+           "dc with a private key");
+    gw_config_log_warnings(&cfg);
+    gw_config_free(&cfg);
+    cmn_log_setup(GW_PROG, CMN_LOG_WARN, NULL);
+    char *log = read_file(logp);
+    ok(contains(log, "dc-key is cuObject's published default"),
+       "the public key is warned about at start");
+    const char *first = log ? strstr(log, "published default") : NULL;
+    ok(first && !strstr(first + 1, "published default"),
+       "... once: a private key gives no warning");
+    ok(log && !contains(log, "5ec0de5") && !contains(log, "5EC0DE5"),
+       "a private key never reaches the log");
+    free(log);
+    unlink(logp);
+}
+
 int main(void)
 {
     const char *base = getenv("TEST_TMPDIR");
@@ -540,6 +629,7 @@ int main(void)
     test_valid();
     test_refused();
     test_rdma();
+    test_dc();
     test_secret_file();
     test_cli();
     test_documents();

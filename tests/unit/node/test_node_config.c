@@ -308,6 +308,93 @@ static void test_secret_file(void)
     unlink(path);
 }
 
+/* dc-* (docs/dataplane-dc.md section 8). Expected key values were computed with Python:
+ * int('1234abcd', 16) == 305441741, int('ffeeddcc', 16) == 4293844428, 2**64 - 1 ==
+ * 18446744073709551615. */
+static void test_dc(void)
+{
+    struct node_config cfg;
+    struct cmn_err err;
+    is_int(build(&cfg, &err, NULL), 0, "dc unset");
+    ok(!cfg.dc_enabled, "... dc is off");
+    ok(cfg.dc.port == 1 && cfg.dc.gid_index == -1 && cfg.dc.timeout == 16 &&
+           cfg.dc.retry_cnt == 7 && cfg.dc.hop_limit == 64 && cfg.dc.traffic_class == 96 &&
+           cfg.dc.sl == 0 && cfg.dc.num_dcis == 16 && cfg.dc.sq_depth == 64 &&
+           cfg.dc.staging_bytes == 64u << 20 && cfg.dc.slot_bytes == 1u << 20 &&
+           !cfg.dc.rtr_av,
+       "... defaults: port 1, gid -1, timeout 16, retry 7, hop 64, tc 96, sl 0, 16x64 DCIs, "
+       "64MiB staging in 1MiB slots, no RTR AV");
+    ok(cfg.dc.dc_key == 4293844428u && cfg.dc_key_public, "... the key is cuObject's public one");
+    is_int(node_config_dc_buildable(&cfg, &err), 0, "... any build can run without dc");
+    node_config_free(&cfg);
+
+    is_int(build(&cfg, &err, "dc-device", "mlx5_0", "dc-key", "0x1234abcd", "dc-dcis", "128",
+                 "dc-timeout", "14", "dc-retry", "3", "dc-gid-index", "3", "dc-rtr-av", "true",
+                 "dc-staging", "16MiB", "dc-slot", "256KiB", NULL),
+           0, "dc on mlx5_0 with a key of its own (%s)", err.msg);
+    ok(cfg.dc_enabled && !cfg.dc_key_public, "... on, with a private key");
+    is_str(cfg.dc.device, "mlx5_0", "... the device");
+    ok(cfg.dc.dc_key == 305441741u, "... 0x1234abcd parsed");
+    ok(cfg.dc.num_dcis == 128 && cfg.dc.timeout == 14 && cfg.dc.retry_cnt == 3 &&
+           cfg.dc.gid_index == 3 && cfg.dc.rtr_av && cfg.dc.staging_bytes == 16u << 20 &&
+           cfg.dc.slot_bytes == 256u << 10,
+       "... every setting carried into the dc config");
+#ifdef HAVE_MLX5DV
+    is_int(node_config_dc_buildable(&cfg, &err), 0, "... this build has mlx5dv: it may start");
+#else
+    is_int(node_config_dc_buildable(&cfg, &err), LODE_ECONFIG,
+           "... this build has no mlx5dv: start refuses it");
+    ok(contains(err.msg, "built without mlx5 direct verbs"), "... saying so (%s)", err.msg);
+#endif
+    /* The sensitive key never shows in what --check and the sample print. */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    cmn_conf_dump(node_conf_table, &cfg, f);
+    cmn_conf_write_sample(node_conf_table, "lode-node", f);
+    fclose(f);
+    ok(!contains(text, "1234abcd") && contains(text, "dc-key = <hidden>"),
+       "dc-key is hidden in the dump and absent from the sample");
+    free(text);
+    node_config_free(&cfg);
+
+    is_int(build(&cfg, &err, "dc-address", "fd00::7", "dc-key", "18446744073709551615", NULL),
+           0, "dc by an IPv6 address, a decimal key (%s)", err.msg);
+    ok(cfg.dc.ip && strcmp(cfg.dc.ip, "fd00::7") == 0 && cfg.dc.device == NULL,
+       "... picks the device by address");
+    ok(cfg.dc.dc_key == UINT64_MAX, "... 2^64 - 1 parsed");
+    node_config_free(&cfg);
+    is_int(build(&cfg, &err, "dc-device", "mlx5_1", "dc-key", "0xffeeddcc", NULL), 0,
+           "the public key written out");
+    ok(cfg.dc_key_public, "... is still known as public (a warning at start)");
+    node_config_free(&cfg);
+
+    REFUSED("dc-key", "a key with a non-hex digit", "dc-device", "mlx5_0", "dc-key",
+            "0x12g4secret");
+    {
+        struct node_config c;
+        build(&c, &err, "dc-device", "mlx5_0", "dc-key", "0x12g4secret", NULL);
+        ok(!contains(err.msg, "12g4secret"), "... the message never quotes the key");
+        node_config_free(&c);
+    }
+    REFUSED("dc-key", "a key of 17 hex digits", "dc-device", "mlx5_0", "dc-key",
+            "0x123456789abcdef01");
+    REFUSED("dc-key", "a decimal key of 2^64", "dc-device", "mlx5_0", "dc-key",
+            "18446744073709551616");
+    REFUSED("dc-key", "an empty hex key", "dc-device", "mlx5_0", "dc-key", "0x");
+    REFUSED("dc-address", "dc-address with a port", "dc-address", "10.0.0.7:4791");
+    REFUSED("slot", "a slot that is not a power of two (cmn_dp_dc_config_check)", "dc-device",
+            "mlx5_0", "dc-slot", "12KiB");
+    REFUSED("staging", "staging that is not whole slots", "dc-device", "mlx5_0", "dc-staging",
+            "1536KiB");
+    REFUSED("dc-timeout", "dc-timeout 0 (wait forever)", "dc-device", "mlx5_0", "dc-timeout",
+            "0");
+    REFUSED("dc-retry", "dc-retry 8", "dc-retry", "8");
+    REFUSED("dc-sl", "dc-sl 16", "dc-sl", "16");
+    REFUSED("dc-gid-index", "dc-gid-index -2", "dc-gid-index", "-2");
+    REFUSED("dc-dcis", "2000 DCIs", "dc-dcis", "2000");
+}
+
 int main(void)
 {
     const char *base = getenv("TEST_TMPDIR");
@@ -319,6 +406,7 @@ int main(void)
     test_valid();
     test_refused();
     test_rdma();
+    test_dc();
     test_secret_file();
     rmdir(dir);
     return tap_done();
