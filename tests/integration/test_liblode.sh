@@ -142,6 +142,12 @@ ok $? "lode-get --verify agrees with a plain GET"
 "$GET" --chunk 1M --parallel 4 --progress liblode o20971521 "$tmp/pieces.out" 2>"$tmp/progress.err"
 ok $? "lode-get --chunk 1M --parallel 4 --progress"
 check "pieces: the same bytes" "$tmp/pieces.out" "$tmp/obj.20971521"
+# Repeated reads into one buffer (what bench/fanout times): every read lands, the last one is
+# written out.
+"$GET" --repeat 3 --stats liblode o4194307 "$tmp/repeat.out" 2>"$tmp/repeat.err"
+ok $? "lode-get --repeat 3"
+like "$(cat "$tmp/repeat.err")" "repeat=3 seconds=[0-9.]+ cpu_seconds=[0-9.]+" "... reports the three reads"
+check "repeat: the same bytes" "$tmp/repeat.out" "$tmp/obj.4194307"
 like "$(cat "$tmp/progress.err")" "20 / 20 MiB" "progress reaches the end"
 
 # ---- multipart: a part by number ----
