@@ -87,6 +87,27 @@ void cmn_dp_dc_config_defaults(struct cmn_dp_dc_config *cfg);
 int cmn_dp_dc_config_check(const struct cmn_dp_dc_config *in, struct cmn_dp_dc_config *out,
                            struct cmn_err *err);
 
+/* The dc-* keys of lode-node and lode-gateway (docs/dataplane-dc.md section 8) as read from
+ * their configuration files, before checking. Strings are borrowed; `key` is SENSITIVE. */
+struct cmn_dp_dc_keys {
+    const char *device, *address, *key;
+    int64_t port, gid_index, timeout, retry, hop_limit, traffic_class, sl, dcis, sq_depth;
+    uint64_t staging, slot;
+    bool rtr_av;
+};
+
+/* Turns the keys into *out (defaults first; out->device and out->ip borrow the key strings):
+ * *enabled when device or address is set (then the result is checked with
+ * cmn_dp_dc_config_check); *key_public when no key is given or it is CMN_DP_DC_KEY_DEFAULT.
+ * The key is 0x and 1..16 hex digits, or decimal below 2^64; no message ever quotes it.
+ * Returns 0, or LODE_ECONFIG with a message naming the key at fault. Pure. */
+int cmn_dp_dc_config_from_keys(const struct cmn_dp_dc_keys *k, struct cmn_dp_dc_config *out,
+                               bool *enabled, bool *key_public, struct cmn_err *err);
+
+/* 0, or LODE_ECONFIG with a message naming `daemon` when dc is enabled in a build without
+ * rdma-core's mlx5 direct verbs (the daemon then refuses to start; --check still passes). */
+int cmn_dp_dc_buildable(bool enabled, const char *daemon, struct cmn_err *err);
+
 struct cmn_dp_dc_stats {
     uint64_t writes, reads;          /* calls that completed successfully */
     uint64_t bytes_written, bytes_read;

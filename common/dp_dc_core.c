@@ -4,6 +4,8 @@
  */
 #include "common/dp_dc_int.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -81,6 +83,94 @@ int cmn_dp_dc_config_check(const struct cmn_dp_dc_config *in, struct cmn_dp_dc_c
         c.ah_cache_max = (uint32_t)need;
     *out = c;
     return 0;
+}
+
+/* ================================================================== the daemons' dc-* keys */
+
+/* The DC key: 0x and 1..16 hex digits, or decimal. The value is never quoted back. */
+static int parse_dc_key(const char *s, uint64_t *out, struct cmn_err *err)
+{
+    uint64_t v = 0;
+    size_t n = 0;
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        for (const char *p = s + 2; *p; p++, n++) {
+            int d = isdigit((unsigned char)*p) ? *p - '0'
+                    : isxdigit((unsigned char)*p) ? (tolower((unsigned char)*p) - 'a' + 10) : -1;
+            if (d < 0 || n == 16)
+                return cmn_err_set(err, LODE_ECONFIG,
+                                   "dc-key must be 0x followed by 1 to 16 hex digits, or a "
+                                   "decimal number (the value is not shown)");
+            v = v << 4 | (uint64_t)d;
+        }
+    } else {
+        for (const char *p = s; *p; p++, n++) {
+            if (!isdigit((unsigned char)*p) || v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
+                return cmn_err_set(err, LODE_ECONFIG,
+                                   "dc-key must be 0x followed by 1 to 16 hex digits, or a "
+                                   "decimal number below 2^64 (the value is not shown)");
+            v = v * 10 + (uint64_t)(*p - '0');
+        }
+    }
+    if (n == 0)
+        return cmn_err_set(err, LODE_ECONFIG, "dc-key is empty");
+    *out = v;
+    return 0;
+}
+
+int cmn_dp_dc_config_from_keys(const struct cmn_dp_dc_keys *k, struct cmn_dp_dc_config *d,
+                               bool *enabled, bool *key_public, struct cmn_err *err)
+{
+    explicit_bzero(d, sizeof(*d));
+    *enabled = (k->device && k->device[0]) || (k->address && k->address[0]);
+    cmn_dp_dc_config_defaults(d);
+    if (k->address) {
+        unsigned char a[16];
+        if (inet_pton(AF_INET, k->address, a) != 1 && inet_pton(AF_INET6, k->address, a) != 1)
+            return cmn_err_set(err, LODE_ECONFIG,
+                               "dc-address '%.64s' is not an IPv4 or IPv6 address (give the "
+                               "RDMA port's IP, without a port)", k->address);
+    }
+    int rc = 0;
+    *key_public = k->key == NULL;
+    if (k->key && (rc = parse_dc_key(k->key, &d->dc_key, err)))
+        return rc;
+    if (d->dc_key == CMN_DP_DC_KEY_DEFAULT)
+        *key_public = true;
+    d->device = k->device && k->device[0] ? k->device : NULL;
+    d->ip = k->address && k->address[0] ? k->address : NULL;
+    d->port = (uint8_t)k->port;
+    d->gid_index = (int)k->gid_index;
+    d->timeout = (uint8_t)k->timeout;
+    d->retry_cnt = (uint8_t)k->retry;
+    d->hop_limit = (uint8_t)k->hop_limit;
+    d->traffic_class = (uint8_t)k->traffic_class;
+    d->sl = (uint8_t)k->sl;
+    d->num_dcis = (uint32_t)k->dcis;
+    d->sq_depth = (uint32_t)k->sq_depth;
+    d->staging_bytes = (size_t)k->staging;
+    d->slot_bytes = (size_t)k->slot;
+    d->rtr_av = k->rtr_av;
+    if (!*enabled)
+        return 0;
+    return cmn_dp_dc_config_check(d, d, err);
+}
+
+int cmn_dp_dc_buildable(bool enabled, const char *daemon, struct cmn_err *err)
+{
+#ifdef HAVE_MLX5DV
+    (void)enabled;
+    (void)daemon;
+    (void)err;
+    return 0;
+#else
+    if (!enabled)
+        return 0;
+    return cmn_err_set(err, LODE_ECONFIG,
+                       "dc-device/dc-address is set but this %s was built without "
+                       "mlx5 direct verbs (rdma-core's libmlx5 and infiniband/mlx5dv.h were not "
+                       "found at build time): unset them, or rebuild with libibverbs-dev "
+                       "installed", daemon);
+#endif
 }
 
 /* ================================================================== requests */

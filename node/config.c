@@ -324,91 +324,22 @@ static int derive_rdma_advertise(struct node_config *cfg, struct cmn_err *err)
 
 /* ---- dc (docs/dataplane-dc.md section 8) ---------------------------------------------- */
 
-/* The DC key: 0x and 1..16 hex digits, or decimal. The value is never quoted back. */
-static int parse_dc_key(const char *s, uint64_t *out, struct cmn_err *err)
-{
-    uint64_t v = 0;
-    size_t n = 0;
-    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-        for (const char *p = s + 2; *p; p++, n++) {
-            int d = isdigit((unsigned char)*p) ? *p - '0'
-                    : isxdigit((unsigned char)*p) ? (tolower((unsigned char)*p) - 'a' + 10) : -1;
-            if (d < 0 || n == 16)
-                return cmn_err_set(err, LODE_ECONFIG,
-                                   "dc-key must be 0x followed by 1 to 16 hex digits, or a "
-                                   "decimal number (the value is not shown)");
-            v = v << 4 | (uint64_t)d;
-        }
-    } else {
-        for (const char *p = s; *p; p++, n++) {
-            if (!isdigit((unsigned char)*p) || v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10)
-                return cmn_err_set(err, LODE_ECONFIG,
-                                   "dc-key must be 0x followed by 1 to 16 hex digits, or a "
-                                   "decimal number below 2^64 (the value is not shown)");
-            v = v * 10 + (uint64_t)(*p - '0');
-        }
-    }
-    if (n == 0)
-        return cmn_err_set(err, LODE_ECONFIG, "dc-key is empty");
-    *out = v;
-    return 0;
-}
-
 static int derive_dc(struct node_config *cfg, struct cmn_err *err)
 {
-    struct cmn_dp_dc_config *d = &cfg->dc;
-    explicit_bzero(d, sizeof(*d));
-    cfg->dc_enabled = (cfg->dc_device && cfg->dc_device[0]) ||
-                      (cfg->dc_address && cfg->dc_address[0]);
-    cmn_dp_dc_config_defaults(d);
-    if (cfg->dc_address) {
-        unsigned char a[16];
-        if (inet_pton(AF_INET, cfg->dc_address, a) != 1 &&
-            inet_pton(AF_INET6, cfg->dc_address, a) != 1)
-            return cmn_err_set(err, LODE_ECONFIG,
-                               "dc-address '%.64s' is not an IPv4 or IPv6 address (give the "
-                               "RDMA port's IP, without a port)", cfg->dc_address);
-    }
-    int rc = 0;
-    cfg->dc_key_public = cfg->dc_key == NULL;
-    if (cfg->dc_key && (rc = parse_dc_key(cfg->dc_key, &d->dc_key, err)))
-        return rc;
-    if (d->dc_key == CMN_DP_DC_KEY_DEFAULT)
-        cfg->dc_key_public = true;
-    d->device = cfg->dc_device && cfg->dc_device[0] ? cfg->dc_device : NULL;
-    d->ip = cfg->dc_address && cfg->dc_address[0] ? cfg->dc_address : NULL;
-    d->port = (uint8_t)cfg->dc_port;
-    d->gid_index = (int)cfg->dc_gid_index;
-    d->timeout = (uint8_t)cfg->dc_timeout;
-    d->retry_cnt = (uint8_t)cfg->dc_retry;
-    d->hop_limit = (uint8_t)cfg->dc_hop_limit;
-    d->traffic_class = (uint8_t)cfg->dc_traffic_class;
-    d->sl = (uint8_t)cfg->dc_sl;
-    d->num_dcis = (uint32_t)cfg->dc_dcis;
-    d->sq_depth = (uint32_t)cfg->dc_sq_depth;
-    d->staging_bytes = (size_t)cfg->dc_staging;
-    d->slot_bytes = (size_t)cfg->dc_slot;
-    d->rtr_av = cfg->dc_rtr_av;
-    if (!cfg->dc_enabled)
-        return 0;
-    return cmn_dp_dc_config_check(d, d, err);
+    struct cmn_dp_dc_keys k = {
+        .device = cfg->dc_device, .address = cfg->dc_address, .key = cfg->dc_key,
+        .port = cfg->dc_port, .gid_index = cfg->dc_gid_index, .timeout = cfg->dc_timeout,
+        .retry = cfg->dc_retry, .hop_limit = cfg->dc_hop_limit,
+        .traffic_class = cfg->dc_traffic_class, .sl = cfg->dc_sl, .dcis = cfg->dc_dcis,
+        .sq_depth = cfg->dc_sq_depth, .staging = cfg->dc_staging, .slot = cfg->dc_slot,
+        .rtr_av = cfg->dc_rtr_av,
+    };
+    return cmn_dp_dc_config_from_keys(&k, &cfg->dc, &cfg->dc_enabled, &cfg->dc_key_public, err);
 }
 
 int node_config_dc_buildable(const struct node_config *cfg, struct cmn_err *err)
 {
-#ifdef HAVE_MLX5DV
-    (void)cfg;
-    (void)err;
-    return 0;
-#else
-    if (!cfg->dc_enabled)
-        return 0;
-    return cmn_err_set(err, LODE_ECONFIG,
-                       "dc-device/dc-address is set but this lode-node was built without "
-                       "mlx5 direct verbs (rdma-core's libmlx5 and infiniband/mlx5dv.h were not "
-                       "found at build time): unset them, or rebuild with libibverbs-dev "
-                       "installed");
-#endif
+    return cmn_dp_dc_buildable(cfg->dc_enabled, "lode-node", err);
 }
 
 static int check_sizes(const struct node_config *cfg, struct cmn_err *err)
