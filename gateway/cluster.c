@@ -114,6 +114,7 @@ int gw_cluster_map_from_proto(const Lode__ClusterMap *pb, uint64_t fetched_ms,
         nodes[i].failure_domain = pool_copy(pool, &pos, ni->failure_domain);
         nodes[i].data_address = pool_copy(pool, &pos, ni->data_address);
         nodes[i].rdma_address = pool_copy(pool, &pos, ni->rdma_address);
+        nodes[i].dc = ni->dc;
         nodes[i].capacity_bytes = ni->capacity_bytes;
         nodes[i].used_bytes = ni->used_bytes;
     }

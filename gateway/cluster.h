@@ -41,6 +41,7 @@ struct gw_map_node {
     const char *failure_domain;
     const char *data_address;         /* fan-out transport address; "" when none */
     const char *rdma_address;         /* rc (rdma_cm) address; "" when none */
+    bool dc;                          /* runs DC initiators (takes dc pushes) */
     uint64_t capacity_bytes;
     uint64_t used_bytes;
 };

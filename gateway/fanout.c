@@ -556,12 +556,11 @@ static bool node_readable(void *ctx, uint32_t nid)
     if (!n || !gw_map_node_readable(n))
         return false;
     /* A node without a listener of this transport cannot write: the gateway serves its
-     * stripes. */
-    /* dc: meta does not yet record which nodes run DC initiators, so every readable node is
-     * asked; one without refuses the push (-EPROTONOSUPPORT, before any read or write) and
-     * its pieces are served here, with no fence since it wrote nothing. */
+     * stripes. (A node that runs dc says so when it registers; should one refuse a push all
+     * the same, -EPROTONOSUPPORT before any read or write, its pieces are served here too,
+     * with no fence since it wrote nothing.) */
     if (f->cfg.transport == GW_FANOUT_DC)
-        return true;
+        return n->dc;
     const char *a = f->cfg.transport == GW_FANOUT_RC ? n->rdma_address : n->data_address;
     return a && a[0];
 }

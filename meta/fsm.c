@@ -226,6 +226,7 @@ static int op_register_node(struct meta_op *op)
         n.failure_domain = (char *)S(in->failure_domain);
         n.data_address = (char *)S(in->data_address);
         n.rdma_address = (char *)S(in->rdma_address);
+        n.dc = in->dc;
         n.capacity_bytes = in->capacity_bytes;
         n.used_bytes = in->used_bytes;
         n.state = LODE__NODE_STATE__NODE_UP;
@@ -262,12 +263,14 @@ static int op_register_node(struct meta_op *op)
     bool changed = strcmp(old->address, S(in->address)) != 0 ||
                    strcmp(old->failure_domain, S(in->failure_domain)) != 0 ||
                    strcmp(old->data_address, S(in->data_address)) != 0 ||
-                   strcmp(S(old->rdma_address), S(in->rdma_address)) != 0 || old->state != state;
+                   strcmp(S(old->rdma_address), S(in->rdma_address)) != 0 || old->dc != in->dc ||
+                   old->state != state;
     Lode__NodeInfo n = *old;
     n.address = (char *)S(in->address);
     n.failure_domain = (char *)S(in->failure_domain);
     n.data_address = (char *)S(in->data_address);
     n.rdma_address = (char *)S(in->rdma_address);
+    n.dc = in->dc;
     n.capacity_bytes = in->capacity_bytes;
     n.used_bytes = in->used_bytes;
     n.last_heartbeat_ms = op->now;

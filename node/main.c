@@ -568,6 +568,7 @@ static int start(struct app *app)
         .address = cfg->advertise,
         .data_address = cfg->data_advertise,
         .rdma_address = cfg->rdma_advertise,
+        .dc = app->dc != NULL,
         .on_nid = app->dp || app->rc ? nid_assigned : NULL,
         .on_nid_data = app,
         .failure_domain = cfg->failure_domain,

@@ -59,6 +59,7 @@ struct node_registrar {
     char *address;
     char *data_address;
     char *rdma_address;
+    bool dc;
     void (*on_nid)(void *data, uint32_t nid);
     void *on_nid_data;
     char *failure_domain;
@@ -326,6 +327,7 @@ static void send_register(struct node_registrar *r)
     ni.address = r->address;
     ni.data_address = r->data_address;
     ni.rdma_address = r->rdma_address;
+    ni.dc = r->dc;
     ni.failure_domain = r->failure_domain;
     ni.capacity_bytes = stats.capacity_bytes;
     ni.used_bytes = stats.used_bytes;
@@ -449,6 +451,7 @@ int node_registrar_start(const struct node_registrar_options *o, struct node_reg
     r->address = strdup(o->address ? o->address : "");
     r->data_address = strdup(o->data_address ? o->data_address : "");
     r->rdma_address = strdup(o->rdma_address ? o->rdma_address : "");
+    r->dc = o->dc;
     r->on_nid = o->on_nid;
     r->on_nid_data = o->on_nid_data;
     r->failure_domain = strdup(o->failure_domain ? o->failure_domain : "");

@@ -34,6 +34,7 @@ struct node_registrar_options {
     const char *address;               /* advertised chunk-service address (copied) */
     const char *data_address;          /* advertised fan-out data address, or NULL/"" */
     const char *rdma_address;          /* advertised rc (rdma_cm) address, or NULL/"" */
+    bool dc;                           /* runs DC initiators (FANOUT_PUSH transport 3) */
     /* Optional: runs on the loop whenever meta assigns (or confirms another) nid, so that
      * what announces the node's identity (its data listener) can follow. */
     void (*on_nid)(void *data, uint32_t nid);

@@ -58,6 +58,43 @@ static Lode__NodeInfo *get_node(uint32_t nid)
     return n;
 }
 
+/* The fan-out transports a node advertises travel with its record and move the epoch. */
+static void test_node_transports(void)
+{
+    uint8_t u[16] = {7};
+    struct meta_fsm_result r;
+    Lode__Command c = LODE__COMMAND__INIT;
+    Lode__RegisterNode rn = LODE__REGISTER_NODE__INIT;
+    Lode__NodeInfo n = LODE__NODE_INFO__INIT;
+    n.uuid.data = u;
+    n.uuid.len = 16;
+    n.address = (char *)"h7:7000";
+    n.failure_domain = (char *)"rack7";
+    n.data_address = (char *)"h7:7600";
+    n.rdma_address = (char *)"10.0.0.7:7700";
+    n.dc = true;
+    rn.node = &n;
+    c.op_case = LODE__COMMAND__OP_REGISTER_NODE;
+    c.register_node = &rn;
+    apply(&c, &r);
+    is_int(r.status, 0, "transports: register a node with tcp, rc and dc");
+    uint32_t nid = r.nid;
+    uint64_t epoch = r.epoch;
+    Lode__NodeInfo *got = get_node(nid);
+    ok(got && strcmp(got->data_address, "h7:7600") == 0 &&
+           strcmp(got->rdma_address, "10.0.0.7:7700") == 0 && got->dc,
+       "transports: data and rdma addresses and the dc flag are stored");
+    lode__node_info__free_unpacked(got, NULL);
+    n.dc = false;
+    apply(&c, &r);
+    got = get_node(nid);
+    ok(r.status == 0 && got && !got->dc && r.epoch == epoch + 1,
+       "transports: dc dropped at re-registration: stored, the epoch moves");
+    lode__node_info__free_unpacked(got, NULL);
+    apply(&c, &r);
+    is_int(r.epoch, epoch + 1, "transports: unchanged re-registration keeps the epoch");
+}
+
 static void test_nodes(void)
 {
     uint8_t u1[16] = {1}, u2[16] = {2};
@@ -664,6 +701,7 @@ int main(void)
     test_malformed();
     test_snapshot();
     test_growth_and_wipe();
+    test_node_transports();
     meta_fsm_close(fsm);
     remove_root();
     return tap_done();
