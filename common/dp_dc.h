@@ -126,6 +126,29 @@ struct cmn_dp_dc_stats {
     uint32_t dcis_ready, dcis_total;
 };
 
+/* Prometheus series of one dc instance (docs/fanout.md, Metrics): `<prefix>_dc_..._total`
+ * counters fed from the instance's cumulative statistics, and gauges. */
+#define CMN_DP_DC_N_COUNTERS 17
+#define CMN_DP_DC_N_GAUGES 6
+struct cmn_metrics;
+struct cmn_counter;
+struct cmn_gauge;
+struct cmn_dp_dc_metrics {
+    struct cmn_counter *c[CMN_DP_DC_N_COUNTERS];
+    struct cmn_gauge *g[CMN_DP_DC_N_GAUGES];
+    struct cmn_dp_dc_stats last;   /* what was fed last */
+};
+
+/* Registers the series as `<prefix>_dc_<stat>` (prefix e.g. "lode_node") with `labels` (NULL
+ * or a label list such as worker="0"). Returns 0 or -ENOMEM. */
+int cmn_dp_dc_metrics_init(struct cmn_dp_dc_metrics *dm, struct cmn_metrics *m,
+                           const char *prefix, const char *labels);
+
+/* Feeds a fresh cmn_dp_dc_get_stats() result: counters grow by what the statistics grew since
+ * the last feed (a statistic that went down, a new instance, counts from zero), gauges take
+ * the values. Pure apart from the metric updates. */
+void cmn_dp_dc_metrics_feed(struct cmn_dp_dc_metrics *dm, const struct cmn_dp_dc_stats *s);
+
 /* Completion of a write, read or fence: 0 or a negative code. */
 typedef void (*cmn_dp_dc_cb)(void *data, int status);
 typedef void (*cmn_dp_dc_close_cb)(void *data);

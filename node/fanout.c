@@ -100,6 +100,8 @@ struct node_fanout {
         struct cmn_counter *requests, *refused, *bytes, *piece_errors;
         struct cmn_histogram *latency;
     } m[N_TRANSPORTS];
+    bool dc_stats;                 /* dc_metrics registered */
+    struct cmn_dp_dc_metrics dc_metrics;
 };
 
 /* The metrics of a transport number from the wire; refusals of unknown ones count as tcp. */
@@ -143,8 +145,11 @@ int node_fanout_create(const struct node_fanout_options *o, struct node_fanout *
         register_metrics(o->metrics, "transport=\"tcp\"", &f->m[0]);
         if (o->rc)
             register_metrics(o->metrics, "transport=\"rc\"", &f->m[1]);
-        if (o->dc)
+        if (o->dc) {
             register_metrics(o->metrics, "transport=\"dc\"", &f->m[2]);
+            f->dc_stats = cmn_dp_dc_metrics_init(&f->dc_metrics, o->metrics, "lode_node",
+                                                 NULL) == 0;
+        }
     }
     *out = f;
     return 0;
@@ -254,6 +259,14 @@ static void job_finish(struct job *j)
     cmn_counter_add(m->bytes, j->bytes);
     cmn_counter_add(m->piece_errors, failed);
     cmn_histogram_observe(m->latency, (double)(cmn_mono_ns() - j->start_ns) / 1e9);
+#ifdef HAVE_MLX5DV
+    /* The instance's own statistics move only with dc work: refreshed as each request ends. */
+    if (j->transport == TRANSPORT_DC && f->dc && f->dc_stats) {
+        struct cmn_dp_dc_stats ds;
+        cmn_dp_dc_get_stats(f->dc, &ds);
+        cmn_dp_dc_metrics_feed(&f->dc_metrics, &ds);
+    }
+#endif
     if (failed)
         LOG_DEBUG(LOG_CTX, "request %" PRIu64 ": %zu of %zu pieces not written", j->request_id,
                   failed, j->n);

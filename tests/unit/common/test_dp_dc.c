@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "common/dp_dc_int.h"
+#include "common/metrics.h"
 #include "tests/tap.h"
 #include "tests/unit/common/dp_dc_test.h"
 
@@ -434,6 +435,42 @@ static void test_dci_table(void)
     is_int(dc_dci_next((enum dc_dci_state)7, DCI_EV_CLOSE), -1, "unknown state: -1");
 }
 
+/* The instance's statistics as metrics: counters grow by the statistics' growth, a restarted
+ * instance (statistics that went down) counts from zero, gauges take the values. */
+static void test_metrics(void)
+{
+    struct cmn_metrics *m;
+    if (cmn_metrics_create(&m) != 0)
+        tap_bail("metrics");
+    struct cmn_dp_dc_metrics dm;
+    is_int(cmn_dp_dc_metrics_init(&dm, m, "lode_test", "worker=\"0\""), 0, "metrics: registered");
+    struct cmn_dp_dc_stats s = {.writes = 5, .bytes_written = 5000, .wr_errors = 1,
+                                .dcis_ready = 15, .dcis_total = 16, .slots_free = 60};
+    cmn_dp_dc_metrics_feed(&dm, &s);
+    s.writes = 7;
+    s.bytes_written = 9000;
+    s.dcis_ready = 16;
+    cmn_dp_dc_metrics_feed(&dm, &s);
+    ok(cmn_counter_value(dm.c[0]) == 7 && cmn_counter_value(dm.c[2]) == 9000 &&
+           cmn_counter_value(dm.c[6]) == 1,
+       "metrics: counters follow the statistics (writes 7, bytes 9000, WR errors 1)");
+    ok(cmn_gauge_value(dm.g[4]) == 16 && cmn_gauge_value(dm.g[5]) == 16 &&
+           cmn_gauge_value(dm.g[2]) == 60, "metrics: gauges take the last values");
+    s.writes = 2; /* a new instance */
+    cmn_dp_dc_metrics_feed(&dm, &s);
+    is_int((int)cmn_counter_value(dm.c[0]), 9, "metrics: a restarted instance counts from zero");
+    struct cmn_buf out;
+    cmn_buf_init(&out);
+    is_int(cmn_metrics_render(m, &out), 0, "metrics: rendered");
+    cmn_buf_append(&out, "", 1);
+    ok(strstr((const char *)out.data, "lode_test_dc_writes_total{worker=\"0\"} 9\n") != NULL,
+       "metrics: the series' names and labels");
+    ok(strstr((const char *)out.data, "lode_test_dc_dcis_ready{worker=\"0\"} 16\n") != NULL,
+       "metrics: a gauge's name");
+    cmn_buf_free(&out);
+    cmn_metrics_destroy(m);
+}
+
 int main(void)
 {
     cmn_log_init("test_dp_dc", CMN_LOG_ERROR);
@@ -446,5 +483,6 @@ int main(void)
     test_ah_cache();
     test_qp_plan();
     test_dci_table();
+    test_metrics();
     return tap_done();
 }
