@@ -4,6 +4,7 @@
  * Threads: the main thread runs a small loop for signals and the metrics endpoint; each
  * worker of gw_server runs its own loop (worker 0 also runs the cluster-map refresher and,
  * when enabled, the garbage collector). */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ struct app {
     struct gw_s3_ctx ctx;
     struct gw_nodepool_metrics pool_metrics;
     struct gw_s3_metrics s3_metrics;
+    struct cmn_dp_dc_metrics *dc_metrics; /* one per worker, when dc is configured */
     bool stopping;
 };
 
@@ -69,6 +71,17 @@ static int start(struct app *app)
     if ((rc = gw_nodepool_metrics_register(app->metrics, &app->pool_metrics)) ||
         (rc = gw_s3_metrics_register(app->metrics, &app->s3_metrics)))
         return rc;
+    if (cfg->dc_enabled) {
+        if (!(app->dc_metrics = calloc(cfg->n_workers, sizeof(*app->dc_metrics))))
+            return -ENOMEM;
+        for (unsigned w = 0; w < cfg->n_workers; w++) {
+            char label[32];
+            snprintf(label, sizeof(label), "worker=\"%u\"", w);
+            if ((rc = cmn_dp_dc_metrics_init(&app->dc_metrics[w], app->metrics, "lode_gateway",
+                                             label)))
+                return rc;
+        }
+    }
     struct gw_cluster_config cc = {.refresh_ms = cfg->map_refresh_ms,
                                    .call_timeout_ms = (uint32_t)cfg->meta_timeout_ms,
                                    .metrics = app->metrics};
@@ -90,6 +103,7 @@ static int start(struct app *app)
     app->ctx.pool_metrics = &app->pool_metrics;
     app->ctx.metrics = &app->s3_metrics;
     app->ctx.fo_metrics = &app->s3_metrics.fanout;
+    app->ctx.dc_metrics = app->dc_metrics;
     char addr[GW_ADDR_MAX + 8];
     snprintf(addr, sizeof(addr), "%s", cfg->listen);
     struct gw_server_opts so = {
@@ -181,6 +195,7 @@ int main(int argc, char **argv)
     uv_loop_close(&app.loop);
     if (app.metrics)
         cmn_metrics_destroy(app.metrics);
+    free(app.dc_metrics);
     gw_config_free(&app.cfg);
     LOG_INFO(LOG_CTX, "stopped");
     return code;

@@ -210,6 +210,21 @@ struct fo_get {
     void (*fallback_free)(void *);
 };
 
+/* Refreshes the worker's dc instance series; called as each dc request ends, the only time
+ * its statistics move. */
+static void feed_dc(struct gw_s3_worker *w)
+{
+#ifdef HAVE_MLX5DV
+    if (!w->dc || !w->ctx->dc_metrics)
+        return;
+    struct cmn_dp_dc_stats s;
+    cmn_dp_dc_get_stats(w->dc, &s);
+    cmn_dp_dc_metrics_feed(&w->ctx->dc_metrics[w->index], &s);
+#else
+    (void)w;
+#endif
+}
+
 static void fo_get_free(void *data)
 {
     struct fo_get *g = data;
@@ -266,6 +281,8 @@ static void fo_done(void *data, int status, const char *message,
     struct fo_get *g = data;
     struct gw_s3_req *r = g->r;
     g->f = NULL; /* it frees itself once this returns */
+    if (g->dc)
+        feed_dc(r->w);
     /* rc: the client's NIC refusing the window (it is not registered as the token says) or
      * a stalled session closed it; the body still reaches the client. */
     bool rc_session_gone = g->rc && (status == LODE_EWINDOW || status == LODE_ETIMEOUT);
@@ -522,6 +539,8 @@ static void rcput_fail(struct gw_rc_put *p, int status)
     if (!p->r || p->ended)
         return;
     p->ended = true;
+    if (p->dc)
+        feed_dc(p->r->w);
     char msg[200];
     snprintf(msg, sizeof(msg), "Reading the upload out of the client's memory over RDMA "
              "failed after %" PRIu64 " of %" PRIu64 " bytes: %s; nothing was stored.",
@@ -598,6 +617,8 @@ static void rcput_pump(struct gw_rc_put *p)
     }
     if (p->next_feed == p->size) {
         p->ended = true;
+        if (p->dc)
+            feed_dc(p->r->w);
         if (p->m)
             cmn_counter_add(p->m->put_bytes, p->size);
         gw_s3_body_feed_end(p->r, GW_S3_OK, NULL);

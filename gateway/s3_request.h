@@ -90,6 +90,9 @@ struct gw_s3_ctx {
      * data_lock); "" for a worker whose listener is not up. */
     unsigned n_rc_addrs;
     char rc_addrs[GW_WORKERS_MAX][GW_ADDR_MAX];
+    /* dc: the series of each worker's dc instance (worker w feeds entry w only), registered
+     * before the workers start; NULL when dc is off. */
+    struct cmn_dp_dc_metrics *dc_metrics;
 };
 
 /* Source ids of gateway workers in data sessions: GW_SOURCE_GATEWAY | worker index. */
