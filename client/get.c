@@ -172,6 +172,24 @@ static int resolve(const struct lode_get_opts *o, struct lc_get_args *a, struct 
     return 0;
 }
 
+/* Waits for a CUDA stage's copies and frees it (NULL: nothing to do). Returns rc, or the
+ * stage's failure (its message in *err) when rc was 0: a request is only done once its bytes
+ * are on the device. */
+static int stage_end(struct lc_cuda_stage *stage, int rc, struct cmn_err *err)
+{
+    if (!stage)
+        return rc;
+    struct cmn_err serr;
+    cmn_err_clear(&serr);
+    int src = lc_cuda_stage_finish(stage, &serr);
+    free(stage);
+    if (rc == 0 && src) {
+        *err = serr;
+        return src;
+    }
+    return rc;
+}
+
 /* The checks lode_get and lode_put start with; on success the buffer is held (release it). */
 static int hold_args(const char *fn, lode_client *c, const char *bucket, const char *key,
                      lode_buf *buf, uint64_t off, uint64_t len, struct cmn_err *err)
@@ -250,16 +268,7 @@ int lode_get(lode_client *c, const char *bucket, const char *key,
         if (rc == 0)
             memcpy(res->message, note, sizeof(note));
     }
-    if (stage) {
-        struct cmn_err serr;
-        cmn_err_clear(&serr);
-        int src = lc_cuda_stage_finish(stage, &serr);
-        if (rc == 0 && src) {
-            rc = src;
-            err = serr;
-        }
-        free(stage);
-    }
+    rc = stage_end(stage, rc, &err);
     lc_buf_release(buf);
     if (rc) {
         res->bytes = 0;
@@ -357,16 +366,7 @@ int lode_put(lode_client *c, const char *bucket, const char *key, lode_buf *buf,
             lc_call_end(c, &call);
         }
     }
-    if (stage) {
-        struct cmn_err serr;
-        cmn_err_clear(&serr);
-        int s = lc_cuda_stage_finish(stage, &serr);
-        if (rc == 0 && s) {
-            rc = s;
-            err = serr;
-        }
-        free(stage);
-    }
+    rc = stage_end(stage, rc, &err);
     lc_buf_release(buf);
     return result_finish(res, rc, &err);
 }
