@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,6 +165,100 @@ void *node_io_alloc(size_t size, uint32_t align)
 void node_io_free(void *buf)
 {
     free(buf);
+}
+
+/* Bounds: enough for a queue depth of chunk reads in flight on a few disks; above that the
+ * buffers go back to malloc. Larger buffers are rare (ranges never exceed a chunk) and are
+ * not kept. */
+#define BUF_CACHE_SLOTS 64
+#define BUF_CACHE_BYTES (96u << 20)
+#define BUF_CACHE_MAX (8u << 20)
+#define BUF_ROUND (64u << 10)
+
+static struct {
+    pthread_mutex_t lock;
+    int users;
+    size_t n, bytes;
+    struct { void *buf; size_t cap; uint32_t align; } slot[BUF_CACHE_SLOTS];
+} buf_cache = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+void *node_io_buf_get(size_t size, uint32_t align, size_t *cap)
+{
+    if (size < NODE_IO_BUF_MIN || size > BUF_CACHE_MAX) {
+        *cap = size;
+        return node_io_alloc(size, align);
+    }
+    size_t want = (size + BUF_ROUND - 1) & ~((size_t)BUF_ROUND - 1);
+    void *p = NULL;
+    pthread_mutex_lock(&buf_cache.lock);
+    /* Most recently returned first (its pages are the likeliest to be warm); a buffer more
+     * than twice the size is left for a larger read. */
+    for (size_t i = buf_cache.n; i-- > 0;) {
+        if (buf_cache.slot[i].cap >= want && buf_cache.slot[i].cap <= 2 * want &&
+            buf_cache.slot[i].align >= align && buf_cache.slot[i].align % align == 0) {
+            p = buf_cache.slot[i].buf;
+            *cap = buf_cache.slot[i].cap;
+            buf_cache.bytes -= *cap;
+            buf_cache.slot[i] = buf_cache.slot[--buf_cache.n];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&buf_cache.lock);
+    if (p)
+        return p;
+    *cap = want;
+    return node_io_alloc(want, align);
+}
+
+void node_io_buf_put(void *buf, size_t cap, uint32_t align)
+{
+    if (!buf)
+        return;
+    if (cap >= NODE_IO_BUF_MIN && cap <= BUF_CACHE_MAX) {
+        pthread_mutex_lock(&buf_cache.lock);
+        bool kept = false;
+        if (buf_cache.users > 0 && buf_cache.n < BUF_CACHE_SLOTS &&
+            buf_cache.bytes + cap <= BUF_CACHE_BYTES) {
+            buf_cache.slot[buf_cache.n].buf = buf;
+            buf_cache.slot[buf_cache.n].cap = cap;
+            buf_cache.slot[buf_cache.n].align = align < sizeof(void *) ? sizeof(void *) : align;
+            buf_cache.n++;
+            buf_cache.bytes += cap;
+            kept = true;
+        }
+        pthread_mutex_unlock(&buf_cache.lock);
+        if (kept)
+            return;
+    }
+    node_io_free(buf);
+}
+
+void node_io_buf_users(int delta)
+{
+    void *drop[BUF_CACHE_SLOTS];
+    size_t n = 0;
+    pthread_mutex_lock(&buf_cache.lock);
+    buf_cache.users += delta;
+    if (buf_cache.users <= 0) {
+        buf_cache.users = 0;
+        for (size_t i = 0; i < buf_cache.n; i++)
+            drop[n++] = buf_cache.slot[i].buf;
+        buf_cache.n = 0;
+        buf_cache.bytes = 0;
+    }
+    pthread_mutex_unlock(&buf_cache.lock);
+    for (size_t i = 0; i < n; i++)
+        node_io_free(drop[i]);
+}
+
+void node_io_buf_cached(size_t *count, size_t *bytes)
+{
+    pthread_mutex_lock(&buf_cache.lock);
+    if (count)
+        *count = buf_cache.n;
+    if (bytes)
+        *bytes = buf_cache.bytes;
+    pthread_mutex_unlock(&buf_cache.lock);
 }
 
 /* ---- probe -------------------------------------------------------------------------- */

@@ -85,4 +85,19 @@ void node_io_close(struct node_io *io, void (*cb)(void *data), void *data);
 void *node_io_alloc(size_t size, uint32_t align);
 void node_io_free(void *buf);
 
+/* Large read buffers, recycled. A chunk read wants about a megabyte; allocating it afresh
+ * each time maps new pages that the kernel must zero and fault in (or pin, for O_DIRECT) and
+ * then unmap, which cost a node more CPU than the read itself. node_io_buf_get returns a
+ * buffer of at least `size` bytes aligned to `align` and its capacity in *cap (pass both back
+ * to node_io_buf_put). Buffers under NODE_IO_BUF_MIN come from malloc as before. The cache is
+ * process-wide (locked; threads may share it), bounded in count and bytes, and only holds
+ * buffers while a user is registered: node_io_buf_users(+1) when a store opens, (-1) when it
+ * has closed, which empties it at zero so nothing is left allocated at exit. */
+#define NODE_IO_BUF_MIN (128u << 10)
+void *node_io_buf_get(size_t size, uint32_t align, size_t *cap);
+void node_io_buf_put(void *buf, size_t cap, uint32_t align);
+void node_io_buf_users(int delta);
+/* Buffers now cached and their bytes (tests, metrics). */
+void node_io_buf_cached(size_t *count, size_t *bytes);
+
 #endif

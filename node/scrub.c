@@ -209,7 +209,7 @@ static void pump(struct node_scrub *s)
         s->tokens -= cost;
         s->reading = 1;
         s->cur = info;
-        int rc = node_store_get(s->st, &info.id, 0, 0, read_done, s);
+        int rc = node_store_get_flags(s->st, &info.id, 0, 0, NODE_GET_CHECK_HASH, read_done, s);
         if (rc == 0)
             return;
         s->reading = 0;

@@ -199,11 +199,14 @@ int node_store_put_buf_alloc(struct node_store *st, size_t len, struct node_put_
     if (len > st->max_chunk)
         return LODE_ETOOLARGE;
     size_t size = node_record_size(len, st->max_bs);
-    uint8_t *buf = node_io_alloc(size, st->max_bs);
+    size_t cap = 0;
+    uint8_t *buf = node_io_buf_get(size, st->max_bs, &cap);
     if (!buf)
         return -ENOMEM;
     out->record = buf;
     out->record_size = size;
+    out->record_cap_ = cap;
+    out->record_align_ = st->max_bs;
     out->data = buf + node_record_data_offset(node_record_n_sums(len));
     out->len = len;
     return 0;
@@ -213,7 +216,7 @@ void node_store_put_buf_free(struct node_put_buf *b)
 {
     if (!b)
         return;
-    node_io_free(b->record);
+    node_io_buf_put(b->record, b->record_cap_, b->record_align_);
     memset(b, 0, sizeof(*b));
 }
 
@@ -282,7 +285,7 @@ static void put_done(struct store_op *op, int status)
     store_count_op(st, STORE_OP_PUT, status, op->rh.length, op->start_ns);
     node_store_cb cb = op->cb;
     void *data = op->cb_data;
-    node_io_free(op->buf);
+    node_io_buf_put(op->buf, op->buf_cap, st->max_bs);
     free(op);
     cb(data, status);
 }
@@ -353,6 +356,7 @@ int node_store_put(struct node_store *st, const struct cmn_id *id, struct node_p
     op->disk = d;
     op->kind = OP_PUT;
     op->buf = b->record;
+    op->buf_cap = b->record_cap_;
     op->size = store_rec_size(d, b->len);
     op->rh.type = NODE_REC_CHUNK;
     memcpy(op->rh.chunk_id, id->b, 16);
@@ -594,6 +598,7 @@ static void close_step(struct node_store *st)
     void (*cb)(void *) = st->close_cb;
     void *data = st->close_data;
     free_all(st);
+    node_io_buf_users(-1);
     if (cb)
         cb(data);
 }
@@ -773,6 +778,7 @@ int node_store_open(uv_loop_t *loop, const struct node_store_options *opts,
         log_disk(d);
     }
     store_metrics_gauges(st);
+    node_io_buf_users(+1);
     *out = st;
     return 0;
 }

@@ -55,6 +55,8 @@ struct cmn_id node_store_uuid(const struct node_store *st);
 struct node_put_buf {
     void *record;               /* aligned; owned by the store's allocator */
     size_t record_size;
+    size_t record_cap_;         /* private: the allocation's capacity and alignment */
+    uint32_t record_align_;
     uint8_t *data;              /* where the `len` data bytes go */
     size_t len;
 };
@@ -97,6 +99,12 @@ void node_read_release(struct node_read *rd);
 typedef void (*node_store_get_cb)(void *data, int status, struct node_read *rd);
 int node_store_get(struct node_store *st, const struct cmn_id *id, uint64_t offset,
                    uint64_t length /* 0 = to the end */, node_store_get_cb cb, void *data);
+/* node_store_get with flags. A read checks the header copies and every 64 KiB block it
+ * covers against its block checksum; NODE_GET_CHECK_HASH also checks a whole-chunk read
+ * against the whole-data hash (a second pass over the data: the scrubber's choice). */
+#define NODE_GET_CHECK_HASH 1u
+int node_store_get_flags(struct node_store *st, const struct cmn_id *id, uint64_t offset,
+                         uint64_t length, unsigned flags, node_store_get_cb cb, void *data);
 
 /* Durable delete (tombstone synced before cb). LODE_ENOCHUNK when absent (returned at once).
  * Through cb: LODE_ENOSPACE (no room even for a tombstone), -EIO, LODE_ESHUTDOWN. */

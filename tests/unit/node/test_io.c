@@ -497,6 +497,57 @@ static void test_alloc(void)
     node_io_free(NULL);
 }
 
+static void test_buf_cache(void)
+{
+    size_t n = 9, bytes = 9, cap = 0, cap2 = 0;
+    /* No user registered: nothing is kept. */
+    void *a = node_io_buf_get(1 << 20, 4096, &cap);
+    ok(a != NULL && (uintptr_t)a % 4096 == 0 && cap >= (1u << 20), "buf: aligned, capacity %zu",
+       cap);
+    node_io_buf_put(a, cap, 4096);
+    node_io_buf_cached(&n, &bytes);
+    ok(n == 0 && bytes == 0, "buf: not kept without a user");
+
+    node_io_buf_users(+1);
+    a = node_io_buf_get((1 << 20) + 4096, 4096, &cap);
+    memset(a, 7, cap); /* the whole capacity is usable (ASan checks) */
+    node_io_buf_put(a, cap, 4096);
+    node_io_buf_cached(&n, &bytes);
+    ok(n == 1 && bytes == cap, "buf: kept once returned (%zu, %zu bytes)", n, bytes);
+    void *b = node_io_buf_get(1 << 20, 4096, &cap2);
+    ok(b == a && cap2 == cap, "buf: the same buffer comes back for a similar size");
+    node_io_buf_cached(&n, &bytes);
+    ok(n == 0 && bytes == 0, "buf: taken out of the cache");
+    node_io_buf_put(b, cap2, 4096);
+    /* Too large a buffer for the request, or too weak an alignment: a fresh one. */
+    void *c = node_io_buf_get(200 << 10, 4096, &cap);
+    ok(c != NULL && c != b, "buf: a buffer over twice the size is not handed out");
+    void *d = node_io_buf_get(1 << 20, 1 << 16, &cap2);
+    ok(d != NULL && d != b && (uintptr_t)d % (1 << 16) == 0,
+       "buf: a stronger alignment is not served by a weaker buffer");
+    node_io_buf_put(c, cap, 4096);
+    node_io_buf_put(d, cap2, 1 << 16);
+    /* Small sizes go to malloc and are never cached. */
+    void *e = node_io_buf_get(4096, 4096, &cap);
+    ok(e != NULL && cap == 4096, "buf: small request served directly");
+    node_io_buf_put(e, cap, 4096);
+    node_io_buf_cached(&n, &bytes);
+    ok(n == 3, "buf: three large buffers cached, the small one freed (%zu)", n);
+    /* Bounded: returning many buffers keeps at most the byte bound. */
+    void *many[200];
+    size_t caps[200];
+    for (int i = 0; i < 200; i++)
+        many[i] = node_io_buf_get(1 << 20, 4096, &caps[i]);
+    for (int i = 0; i < 200; i++)
+        node_io_buf_put(many[i], caps[i], 4096);
+    node_io_buf_cached(&n, &bytes);
+    ok(n <= 64 && bytes <= (96u << 20), "buf: bounded (%zu buffers, %zu bytes)", n, bytes);
+    /* The last user leaving empties it (LSan would report what was left). */
+    node_io_buf_users(-1);
+    node_io_buf_cached(&n, &bytes);
+    ok(n == 0 && bytes == 0, "buf: emptied when the last user leaves");
+}
+
 int main(void)
 {
     alarm(120); /* a lost completion must fail the test, not hang make check */
@@ -516,6 +567,7 @@ int main(void)
     uv_loop_t loop;
     uv_loop_init(&loop);
     test_alloc();
+    test_buf_cache();
     test_probe(uring_ok, uring_why);
 
     test_round_trip(&loop, NODE_IO_THREADS, "threads");

@@ -570,6 +570,90 @@ static void test_volume_header(void)
     ok(access(fx_vol_path(dir, 1), F_OK) == 0, "the damaged volume is left for inspection");
 }
 
+/* A whole read with flags; returns the status and, on success, whether the data byte at
+ * `at` equals `want`. */
+static int flagged_get(struct node_store *st, uint64_t n, unsigned flags, uint64_t at,
+                       uint8_t want, bool *same)
+{
+    struct cmn_id id = fx_id(n);
+    struct fx_wait w;
+    memset(&w, 0, sizeof(w));
+    int rc = node_store_get_flags(st, &id, 0, 0, flags, fx_get_cb, &w);
+    if (rc)
+        return rc;
+    fx_wait_for(&F, &w);
+    if (w.status)
+        return w.status;
+    *same = w.rd->len == SLEN && w.rd->data[at] == want;
+    node_read_release(w.rd);
+    return 0;
+}
+
+/* Client reads check each 64 KiB block against its block checksum; the scrubber's reads
+ * (NODE_GET_CHECK_HASH) check the whole-data hash as well. A record whose data and block
+ * checksum were both rewritten consistently (a forgery, not bit rot) passes the first and
+ * not the second: the flag really adds the second pass. */
+static void test_forged_sums(void)
+{
+    const char *dir = fx_path(&F, "forged");
+    struct node_store *st = open_dir(dir, 1 * MiB, 128 * KiB);
+    if (!st)
+        tap_bail("open forged");
+    for (int i = 0; i < 12; i++) {
+        struct cmn_id id = fx_id(70000 + (uint64_t)i);
+        if (fx_put(&F, st, &id, SLEN, 70000 + (uint64_t)i) != 0)
+            tap_bail("forged: put %d", i);
+    }
+    fx_close(&F, st);
+    uint32_t bs = fx_block_size(dir);
+    static struct fx_rec r[64];
+    int n = fx_records(dir, 1, bs, r, 64, NULL);
+    ok(n >= 3 && r[n - 1].rh.type == NODE_REC_SEAL, "forged: volume 1 sealed (%d records)", n);
+    if (n < 3)
+        return;
+    uint64_t victim = 0;
+    for (uint64_t c = 70000; c < 70012; c++)
+        if (find_rec(&r[1], 1, c))
+            victim = c;
+    uint64_t doff = node_record_data_offset(node_record_n_sums(r[1].rh.length));
+    int fd = open(fx_vol_path(dir, 1), O_RDWR);
+    uint8_t *block = malloc(NODE_SUM_BLOCK);
+    bool io = fd >= 0 && block &&
+              pread(fd, block, NODE_SUM_BLOCK, (off_t)(r[1].off + doff)) == NODE_SUM_BLOCK;
+    uint8_t forged = io ? (uint8_t)(block[1000] ^ 0x5a) : 0;
+    if (io) {
+        block[1000] = forged;
+        uint64_t sum = htole64(node_data_hash(block, NODE_SUM_BLOCK));
+        io = pwrite(fd, &block[1000], 1, (off_t)(r[1].off + doff + 1000)) == 1 &&
+             pwrite(fd, &sum, 8, (off_t)(r[1].off + NODE_REC_SUMS_OFFSET)) == 8;
+    }
+    if (fd >= 0)
+        close(fd);
+    free(block);
+    ok(victim != 0 && io, "forged: data byte and its block checksum rewritten");
+    st = open_dir(dir, 1 * MiB, 128 * KiB);
+    ok(st != NULL, "forged: reopens");
+    if (!st)
+        return;
+    bool same = false;
+    is_int(flagged_get(st, victim, 0, 1000, forged, &same), 0,
+           "forged: a client read passes the block checksums");
+    ok(same, "forged: ... and returns the bytes on disk");
+    is_int(flagged_get(st, victim, NODE_GET_CHECK_HASH, 1000, forged, &same), LODE_ECORRUPT,
+           "forged: the scrubber's read checks the whole-data hash: ECORRUPT");
+    is_int(flagged_get(st, victim, 0, 1000, forged, &same), LODE_ECORRUPT,
+           "forged: from then on every read fails");
+    is_int(flagged_get(st, 70000 + (victim == 70000), NODE_GET_CHECK_HASH, 0, 0, &same), 0,
+           "forged: an intact chunk passes both checks");
+    struct cmn_id bad = fx_id(victim);
+    is_int(node_store_get_flags(st, &bad, 0, 0, 8u, fx_get_cb, NULL), -EINVAL,
+           "forged: unknown flags refused");
+    struct cmn_id ids[4];
+    size_t nc = take_all(st, ids, 4);
+    ok(nc == 1 && has_id(ids, nc, victim), "forged: reported as corrupt (%zu)", nc);
+    fx_close(&F, st);
+}
+
 int main(void)
 {
     fx_init(&F, "test_store_recovery");
@@ -585,6 +669,7 @@ int main(void)
     test_hole(true);
     test_sealed();
     test_volume_header();
+    test_forged_sums();
     fx_done(&F);
     return tap_done();
 }
