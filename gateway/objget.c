@@ -73,6 +73,11 @@ struct gw_objget {
     size_t cur_part;                /* cursor: next bytes to schedule */
     uint64_t pos, end;
     struct job *jobs;               /* ring of cfg.window */
+    /* Each ring slot keeps its last stripe buffer for the next job in it: a multi-megabyte
+     * malloc per stripe is an mmap whose pages the kernel zeroes and faults in, then
+     * unmaps, which cost more than the bytes' copy. At most one per slot, so what is held
+     * stays within the window's bound. */
+    struct { uint8_t *buf; size_t cap; } *spare;
     unsigned head, count;           /* oldest job, jobs in the ring */
     unsigned nd;                    /* jobs from head already delivered */
     unsigned inflight;
@@ -102,7 +107,14 @@ static void job_release(struct gw_objget *g, struct job *j)
         g->st.buffered -= (size_t)(j->b - j->a);
     if (j->scratch && ge)
         g->st.buffered -= (size_t)(ge->k + ge->m) * (j->y - j->x);
-    free(j->out);
+    size_t slot = (size_t)(j - g->jobs);
+    if (j->out && g->spare && !g->freed) {
+        free(g->spare[slot].buf);
+        g->spare[slot].buf = j->out;
+        g->spare[slot].cap = (size_t)(j->b - j->a);
+    } else {
+        free(j->out);
+    }
     free(j->scratch);
     memset(j, 0, sizeof(*j));
 }
@@ -115,6 +127,9 @@ static bool maybe_free(struct gw_objget *g)
     g->freed = true;
     for (unsigned i = 0; g->jobs && i < g->cfg.window; i++)
         job_release(g, &g->jobs[i]);
+    for (unsigned i = 0; g->spare && i < g->cfg.window; i++)
+        free(g->spare[i].buf);
+    free(g->spare);
     free(g->jobs);
     free(g->parts);
     gw_cluster_map_put(g->map);
@@ -460,7 +475,8 @@ static void pump(struct gw_objget *g)
             fail(g, rc, "%s", cmn_err_text(&err));
             return;
         }
-        struct job *j = &g->jobs[(g->head + g->count) % g->cfg.window];
+        unsigned slot = (g->head + g->count) % g->cfg.window;
+        struct job *j = &g->jobs[slot];
         memset(j, 0, sizeof(*j));
         j->g = g;
         j->used = true;
@@ -469,7 +485,14 @@ static void pump(struct gw_objget *g)
         j->rec = pt->layout->stripes[s];
         j->a = p - so;
         j->b = stop < sl ? stop : sl;
-        j->out = malloc((size_t)(j->b - j->a));
+        if (g->spare[slot].buf && g->spare[slot].cap >= (size_t)(j->b - j->a)) {
+            j->out = g->spare[slot].buf;
+            g->spare[slot].buf = NULL;
+        } else {
+            free(g->spare[slot].buf);
+            g->spare[slot].buf = NULL;
+            j->out = malloc((size_t)(j->b - j->a));
+        }
         if (!j->out) {
             fail(g, -ENOMEM, "out of memory for a stripe");
             return;
@@ -587,7 +610,8 @@ int gw_objget_create(const struct gw_objget_config *cfg, struct gw_objget **out,
     size_t np = r->n_parts ? r->n_parts : 1;
     g->parts = calloc(np, sizeof(*g->parts));
     g->jobs = calloc(g->cfg.window, sizeof(*g->jobs));
-    int rc = (!g->parts || !g->jobs) ? cmn_err_set(err, -ENOMEM, "out of memory") : 0;
+    g->spare = calloc(g->cfg.window, sizeof(*g->spare));
+    int rc = (!g->parts || !g->jobs || !g->spare) ? cmn_err_set(err, -ENOMEM, "out of memory") : 0;
     if (rc == 0 && r->n_parts) {
         uint64_t start = 0;
         for (size_t i = 0; i < r->n_parts && rc == 0; i++) {
@@ -612,6 +636,7 @@ int gw_objget_create(const struct gw_objget_config *cfg, struct gw_objget **out,
     if (rc) {
         free(g->parts);
         free(g->jobs);
+        free(g->spare);
         free(g);
         return rc;
     }

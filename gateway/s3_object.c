@@ -245,6 +245,7 @@ void gw_s3_get_stream(struct gw_s3_req *r, const Lode__ObjectRecord *rec, uint64
         .record = rec,
         .offset = first,
         .length = len,
+        .window = (unsigned)r->w->ctx->cfg->inflight_stripes, /* read-ahead, as configured */
         .timeout_ms = (uint32_t)r->w->ctx->cfg->node_timeout_ms,
         .on_data = get_data,
         .on_done = get_done,

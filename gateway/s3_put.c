@@ -658,6 +658,7 @@ static void copy_begin(struct gw_s3_req *r)
         .record = ps->src,
         .offset = ps->src_first,
         .length = ps->size,
+        .window = (unsigned)r->w->ctx->cfg->inflight_stripes,
         .timeout_ms = (uint32_t)r->w->ctx->cfg->node_timeout_ms,
         .on_data = copy_data,
         .on_done = copy_got_all,
