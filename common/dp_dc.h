@@ -98,68 +98,56 @@ struct cmn_dp_dc_keys {
 
 /* The dc-* entries of a daemon's configuration table (lode-node and lode-gateway share them;
  * docs/config.md lists them per daemon). Expand inside a struct cmn_conf_key table, with the
- * file's OFF(field) offset macro in scope and common/conf.h included; the config struct must
- * have the fields dc_device, dc_address, dc_port, dc_key (CMN_CONF_SENSITIVE), dc_gid_index,
- * dc_timeout, dc_retry, dc_hop_limit, dc_traffic_class, dc_sl, dc_dcis, dc_sq_depth,
- * dc_staging, dc_slot and dc_rtr_av. */
-#define CMN_DP_DC_CONF_KEYS(OFF) \
-    {"dc-device", CMN_CONF_STR, OFF(dc_device), NULL,                                            \
+ * file's OFF(field) offset macro in scope and common/conf.h included; the config struct holds
+ * the values in a `struct cmn_dp_dc_keys dc_keys` member (the key strings are the
+ * configuration's: freed with it, dc-key CMN_CONF_SENSITIVE). */
+#define CMN_DP_DC_CONF_KEYS(OFF)                                                                 \
+    {"dc-device", CMN_CONF_STR, OFF(dc_keys.device), NULL,                                       \
      "RDMA device of the dc transport (docs/dataplane-dc.md), e.g. mlx5_0: DC initiators on a "  \
      "ConnectX NIC write into (and read from) the memory of cuObject-family clients that send "  \
      "81-character DC tokens. With neither this nor dc-address, dc is off and DC tokens are "    \
      "declined. Needs a build with rdma-core's mlx5 direct verbs.",                              \
      0, 0, 0},                                                                                   \
-    {"dc-address", CMN_CONF_STR, OFF(dc_address), NULL,                                          \
+    {"dc-address", CMN_CONF_STR, OFF(dc_keys.address), NULL,                                     \
      "A local IP address (no port) of the RDMA port dc uses; picks device and port when "        \
      "dc-device is unset.",                                                                      \
      0, 0, 0},                                                                                   \
-    {"dc-port", CMN_CONF_INT, OFF(dc_port), "1", "Port number of dc-device.", 0, 1, 255},        \
-    {"dc-key", CMN_CONF_STR, OFF(dc_key), NULL,                                                  \
+    {"dc-port", CMN_CONF_INT, OFF(dc_keys.port), "1", "Port number of dc-device.", 0, 1, 255},   \
+    {"dc-key", CMN_CONF_STR, OFF(dc_keys.key), NULL,                                             \
      "The DC access key, 0x and up to 16 hex digits, or decimal; it must equal the clients' "    \
      "key (cuobj.json). Unset = 0xffeeddcc, cuObject's published "                               \
      "default, which anyone can use: a warning is logged.",                                      \
      CMN_CONF_SENSITIVE, 0, 0},                                                                  \
-    {"dc-gid-index", CMN_CONF_INT, OFF(dc_gid_index), "-1",                                      \
+    {"dc-gid-index", CMN_CONF_INT, OFF(dc_keys.gid_index), "-1",                                 \
      "Local GID table index for dc; -1 = the first RoCEv2 entry of each client GID's family "    \
      "(IPv4-mapped or IPv6).",                                                                   \
      0, -1, 255},                                                                                \
-    {"dc-timeout", CMN_CONF_INT, OFF(dc_timeout), "16",                                          \
+    {"dc-timeout", CMN_CONF_INT, OFF(dc_keys.timeout), "16",                                     \
      "Local ACK timeout exponent of the DC initiators (4.096us x 2^n); with dc-retry it sets "   \
      "the drain bound the fence waits (2148 ms at 16 and 7).",                                   \
      0, 1, 31},                                                                                  \
-    {"dc-retry", CMN_CONF_INT, OFF(dc_retry), "7", "Transport retries of the DC initiators.",    \
+    {"dc-retry", CMN_CONF_INT, OFF(dc_keys.retry), "7", "Transport retries of the DC initiators.", \
      0, 0, 7},                                                                                   \
-    {"dc-hop-limit", CMN_CONF_INT, OFF(dc_hop_limit), "64", "GRH hop limit of dc packets.", 0,   \
+    {"dc-hop-limit", CMN_CONF_INT, OFF(dc_keys.hop_limit), "64", "GRH hop limit of dc packets.", 0, \
      1, 255},                                                                                    \
-    {"dc-traffic-class", CMN_CONF_INT, OFF(dc_traffic_class), "96",                              \
+    {"dc-traffic-class", CMN_CONF_INT, OFF(dc_keys.traffic_class), "96",                         \
      "GRH traffic class of dc packets (DSCP << 2 | ECN); 96 is NVIDIA's (DSCP 24).", 0, 0,       \
      255},                                                                                       \
-    {"dc-sl", CMN_CONF_INT, OFF(dc_sl), "0", "Service level of dc packets.", 0, 0, 15},          \
-    {"dc-dcis", CMN_CONF_INT, OFF(dc_dcis), "16",                                                \
+    {"dc-sl", CMN_CONF_INT, OFF(dc_keys.sl), "0", "Service level of dc packets.", 0, 0, 15},     \
+    {"dc-dcis", CMN_CONF_INT, OFF(dc_keys.dcis), "16",                                           \
      "DC initiators per event loop; raise it with many concurrent clients.", 0, 1, 1024},        \
-    {"dc-sq-depth", CMN_CONF_INT, OFF(dc_sq_depth), "64", "Work requests in flight per DC "      \
+    {"dc-sq-depth", CMN_CONF_INT, OFF(dc_keys.sq_depth), "64", "Work requests in flight per DC " \
      "initiator.", 0, 1, 4096},                                                                  \
-    {"dc-staging", CMN_CONF_SIZE, OFF(dc_staging), "64MiB",                                      \
+    {"dc-staging", CMN_CONF_SIZE, OFF(dc_keys.staging), "64MiB",                                 \
      "Registered (pinned) staging memory of dc per event loop, a whole number of dc-slot "       \
      "slots (at most 65536). Counts against RLIMIT_MEMLOCK.",                                    \
      0, 4096, INT64_C(1) << 40},                                                                 \
-    {"dc-slot", CMN_CONF_SIZE, OFF(dc_slot), "1MiB",                                             \
+    {"dc-slot", CMN_CONF_SIZE, OFF(dc_keys.slot), "1MiB",                                        \
      "Largest single dc work request: a power of two from 4KiB to 16MiB.", 0, 4096, 16 << 20},   \
-    {"dc-rtr-av", CMN_CONF_BOOL, OFF(dc_rtr_av), "false",                                        \
+    {"dc-rtr-av", CMN_CONF_BOOL, OFF(dc_keys.rtr_av), "false",                                   \
      "Bring DC initiators to RTR with the port's address vector (as Mellanox's "                 \
      "gpu_direct_rdma_access does) instead of without (as UCX does).",                           \
      0, 0, 0}
-
-/* A struct cmn_dp_dc_keys initializer from such a config (a pointer `cfg`). */
-#define CMN_DP_DC_KEYS_OF(cfg)                                                               \
-    {                                                                                         \
-        .device = (cfg)->dc_device, .address = (cfg)->dc_address, .key = (cfg)->dc_key,       \
-        .port = (cfg)->dc_port, .gid_index = (cfg)->dc_gid_index, .timeout = (cfg)->dc_timeout, \
-        .retry = (cfg)->dc_retry, .hop_limit = (cfg)->dc_hop_limit,                            \
-        .traffic_class = (cfg)->dc_traffic_class, .sl = (cfg)->dc_sl, .dcis = (cfg)->dc_dcis,  \
-        .sq_depth = (cfg)->dc_sq_depth, .staging = (cfg)->dc_staging, .slot = (cfg)->dc_slot,  \
-        .rtr_av = (cfg)->dc_rtr_av,                                                           \
-    }
 
 /* Turns the keys into *out (defaults first; out->device and out->ip borrow the key strings):
  * *enabled when device or address is set (then the result is checked with

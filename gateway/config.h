@@ -83,21 +83,7 @@ struct gw_config {
     uint64_t fanout_lease_ms;
     uint64_t fanout_client_cap;
     /* dc transport (docs/dataplane-dc.md section 8); on when dc-device or dc-address is set */
-    char *dc_device;
-    char *dc_address;
-    int64_t dc_port;
-    char *dc_key;                        /* sensitive; parsed into dc.dc_key */
-    int64_t dc_gid_index;
-    int64_t dc_timeout;
-    int64_t dc_retry;
-    int64_t dc_hop_limit;
-    int64_t dc_traffic_class;
-    int64_t dc_sl;
-    int64_t dc_dcis;
-    int64_t dc_sq_depth;
-    uint64_t dc_staging;
-    uint64_t dc_slot;
-    bool dc_rtr_av;
+    struct cmn_dp_dc_keys dc_keys;       /* dc-* as read; dc_keys.key sensitive */
     char *metrics_address;               /* NULL = no metrics server */
     int log_level;                       /* enum cmn_log_level */
     char *log_file;
@@ -123,7 +109,7 @@ struct gw_config {
     char rdma_host[GW_ADDR_MAX];
     uint16_t rdma_port;
     /* dc: whether it is configured, and the checked settings each worker's cmn_dp_dc_create
-     * gets (strings borrowed from dc_device / dc_address; dc_key SENSITIVE, wiped on free).
+     * gets (strings borrowed from dc_keys; its key SENSITIVE, wiped on free).
      * dc_key_public: the key is cuObject's published default. */
     bool dc_enabled;
     bool dc_key_public;

@@ -281,8 +281,7 @@ static int derive_rdma_advertise(struct node_config *cfg, struct cmn_err *err)
 
 static int derive_dc(struct node_config *cfg, struct cmn_err *err)
 {
-    struct cmn_dp_dc_keys k = CMN_DP_DC_KEYS_OF(cfg);
-    return cmn_dp_dc_config_from_keys(&k, &cfg->dc, &cfg->dc_enabled, &cfg->dc_key_public, err);
+    return cmn_dp_dc_config_from_keys(&cfg->dc_keys, &cfg->dc, &cfg->dc_enabled, &cfg->dc_key_public, err);
 }
 
 int node_config_dc_buildable(const struct node_config *cfg, struct cmn_err *err)
@@ -367,8 +366,8 @@ void node_config_free(struct node_config *cfg)
 {
     if (cfg->cluster_secret)
         explicit_bzero(cfg->cluster_secret, strlen(cfg->cluster_secret));
-    if (cfg->dc_key)
-        explicit_bzero(cfg->dc_key, strlen(cfg->dc_key));
+    if (cfg->dc_keys.key) /* the configuration's own string (const only in the keys view) */
+        explicit_bzero((char *)cfg->dc_keys.key, strlen(cfg->dc_keys.key));
     explicit_bzero(&cfg->dc, sizeof(cfg->dc));
     cmn_conf_free(node_conf_table, cfg);
     cmn_conf_list_free(cfg->dirs, cfg->n_dirs);

@@ -52,21 +52,7 @@ struct node_config {
     uint64_t scrub_rate;              /* bytes per second, 0 = no scrubbing */
     uint64_t max_frame_size;
     /* dc transport (docs/dataplane-dc.md section 8); on when dc-device or dc-address is set */
-    char *dc_device;
-    char *dc_address;
-    int64_t dc_port;
-    char *dc_key;                     /* sensitive; parsed into dc.dc_key */
-    int64_t dc_gid_index;
-    int64_t dc_timeout;
-    int64_t dc_retry;
-    int64_t dc_hop_limit;
-    int64_t dc_traffic_class;
-    int64_t dc_sl;
-    int64_t dc_dcis;
-    int64_t dc_sq_depth;
-    uint64_t dc_staging;
-    uint64_t dc_slot;
-    bool dc_rtr_av;
+    struct cmn_dp_dc_keys dc_keys;       /* dc-* as read; dc_keys.key sensitive */
 
     /* ---- derived by node_config_finish ---- */
     char **dirs;                      /* data-dirs split and trimmed (malloc'd) */
@@ -88,7 +74,7 @@ struct node_config {
     uint8_t *secret;                  /* the cluster secret bytes (malloc'd) */
     size_t secret_len;
     /* dc: whether it is configured, and the checked settings for cmn_dp_dc_create (strings
-     * borrowed from dc_device / dc_address; dc_key SENSITIVE, wiped on free). dc_key_public:
+     * borrowed from dc_keys; its key SENSITIVE, wiped on free). dc_key_public:
      * the key is cuObject's published default. */
     bool dc_enabled;
     bool dc_key_public;

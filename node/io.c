@@ -188,6 +188,10 @@ void *node_io_buf_get(size_t size, uint32_t align, size_t *cap)
         *cap = size;
         return node_io_alloc(size, align);
     }
+    if (align < sizeof(void *))
+        align = sizeof(void *); /* as node_io_alloc and node_io_buf_put do */
+    if ((align & (align - 1)) != 0)
+        return NULL;            /* node_io_alloc refuses it too; never served from the cache */
     size_t want = (size + BUF_ROUND - 1) & ~((size_t)BUF_ROUND - 1);
     void *p = NULL;
     pthread_mutex_lock(&buf_cache.lock);
@@ -195,7 +199,7 @@ void *node_io_buf_get(size_t size, uint32_t align, size_t *cap)
      * than twice the size is left for a larger read. */
     for (size_t i = buf_cache.n; i-- > 0;) {
         if (buf_cache.slot[i].cap >= want && buf_cache.slot[i].cap <= 2 * want &&
-            buf_cache.slot[i].align >= align && buf_cache.slot[i].align % align == 0) {
+            buf_cache.slot[i].align >= align) { /* powers of two: a larger one divides */
             p = buf_cache.slot[i].buf;
             *cap = buf_cache.slot[i].cap;
             buf_cache.bytes -= *cap;

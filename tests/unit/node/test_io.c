@@ -527,6 +527,12 @@ static void test_buf_cache(void)
        "buf: a stronger alignment is not served by a weaker buffer");
     node_io_buf_put(c, cap, 4096);
     node_io_buf_put(d, cap2, 1 << 16);
+    size_t dummy;
+    ok(node_io_buf_get(1 << 20, 3000, &dummy) == NULL,
+       "buf: an alignment that is not a power of two is refused, even with buffers cached");
+    void *z = node_io_buf_get(1 << 20, 0, &dummy);
+    ok(z != NULL && (uintptr_t)z % sizeof(void *) == 0, "buf: alignment 0 means pointer-aligned");
+    node_io_buf_put(z, dummy, 0);
     /* Small sizes go to malloc and are never cached. */
     void *e = node_io_buf_get(4096, 4096, &cap);
     ok(e != NULL && cap == 4096, "buf: small request served directly");
