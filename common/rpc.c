@@ -292,6 +292,15 @@ int cmn_rpc_rx_is_direct(const struct cmn_rpc_rx *rx, const char *base)
     return rx->phase == RX_DIRECT && base == (const char *)rx->dest + rx->have;
 }
 
+int cmn_rpc_rx_direct_state(const struct cmn_rpc_rx *rx, size_t *have, size_t *left)
+{
+    if (rx->phase != RX_DIRECT || rx->dead)
+        return 0;
+    *have = rx->have;
+    *left = rx->cur.payload_len - rx->have;
+    return 1;
+}
+
 int cmn_rpc_rx_mid_frame(const struct cmn_rpc_rx *rx)
 {
     return rx->phase != RX_HEADER || rx->hdr_have > 0;

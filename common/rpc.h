@@ -108,6 +108,7 @@ struct cmn_rpc_result {
     char message[512];           /* error text when status != 0 */
     char leader_address[256];    /* from RpcError, when the server named a leader */
     uint64_t leader_id;
+    size_t spliced;              /* cmn_rpc_client_call_splice: payload bytes in the pipe */
 };
 
 void cmn_rpc_result_init(struct cmn_rpc_result *r);
@@ -153,6 +154,18 @@ int cmn_rpc_client_call_payload(struct cmn_rpc_client *cli, unsigned method, uns
 int cmn_rpc_client_call_into(struct cmn_rpc_client *cli, unsigned method, unsigned flags,
                              const ProtobufCMessage *req, void *dest, size_t dest_cap,
                              uint32_t timeout_ms, cmn_rpc_response_cb cb, void *data);
+/* Like cmn_rpc_client_call_into, and the reply payload is first moved with splice(2) from
+ * the socket into the pipe whose write end is `pipe_wr` (the kernel passes page references:
+ * no byte is copied through user space), as far as the pipe takes it; the rest, if the pipe
+ * fills or splicing is not possible, is read into dest at the same offset. On success
+ * res->spliced says how many leading payload bytes are in the pipe and res->payload.data ==
+ * dest holds bytes [spliced, len) at their offsets. pipe_wr must be non-blocking and stay
+ * open until cb runs; after a failure the pipe may hold part of the payload (discard it). A
+ * payload larger than dest_cap is buffered as for call_into (nothing spliced). */
+int cmn_rpc_client_call_splice(struct cmn_rpc_client *cli, unsigned method, unsigned flags,
+                               const ProtobufCMessage *req, int pipe_wr, void *dest,
+                               size_t dest_cap, uint32_t timeout_ms, cmn_rpc_response_cb cb,
+                               void *data);
 /* Pending calls complete with LODE_ECLOSED; `cb` (may be NULL) runs when memory is freed. */
 void cmn_rpc_client_close(struct cmn_rpc_client *cli, void (*cb)(void *data), void *data);
 

@@ -28,11 +28,20 @@
  * same hazard as above in reverse: a call that ends while its payload is arriving (timeout)
  * must not let the caller reuse that memory while reads still land in it, so the connection
  * is closed first.
+ *
+ * A call with a pipe (cmn_rpc_client_call_splice) goes one step further: while its payload
+ * arrives, the read allocator splices socket bytes into the pipe itself and hands libuv a
+ * zero-length buffer, which libuv answers with UV_ENOBUFS in the read callback; that callback
+ * then accounts for the bytes moved (callbacks must not run from inside the allocator). Once
+ * the pipe is full, or splice() refuses, the rest of the payload is read into dest as for
+ * call_into.
  */
 #include "common/rpc.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -91,6 +100,9 @@ struct ccall {
     struct cconn *rx_conn;       /* its reply payload is arriving into dest on this one */
     uint8_t *rx_body;            /* the reply body, kept while the payload arrives */
     uint32_t rx_body_len;
+    int pipe_wr;                 /* call_splice: the pipe's write end; else -1 */
+    int splice_off;              /* the rest of the payload is read, not spliced */
+    size_t spliced;              /* payload bytes moved into the pipe */
 };
 
 struct cconn {
@@ -107,6 +119,9 @@ struct cconn {
     uint8_t client_nonce[CMN_RPC_NONCE_SIZE];
     struct cmn_rpc_rx rx;
     struct ccall *rx_call;       /* whose payload the receiver is diverting */
+    int sp_ready;                /* a splice result waits for on_read (UV_ENOBUFS) */
+    size_t sp_moved;
+    int sp_err;                  /* the socket failed during it: 0, UV_EOF or -errno */
 };
 
 struct cmn_rpc_client {
@@ -204,6 +219,7 @@ static struct cmn_rpc_result *result_copy(const struct cmn_rpc_result *res)
     r->status = res->status;
     r->request_id = res->request_id;
     r->leader_id = res->leader_id;
+    r->spliced = res->spliced;
     memcpy(r->message, res->message, sizeof(r->message));
     memcpy(r->leader_address, res->leader_address, sizeof(r->leader_address));
     if (cmn_buf_append(&r->body, res->body.data, res->body.len) ||
@@ -564,6 +580,7 @@ static int rx_diverted(void *data, const struct cmn_rpc_header *h)
     res.body.len = call->rx_body_len;
     res.payload.data = call->dest;
     res.payload.len = h->payload_len;
+    res.spliced = call->spliced;
     call_complete(call, &res);
     return cc->state == CC_DEAD ? 1 : 0;
 }
@@ -574,11 +591,68 @@ static const struct cmn_rpc_rx_ops rx_ops = {
     .diverted = rx_diverted,
 };
 
+/* Moves what the socket has of rx_call's payload into its pipe. Returns 1 when something
+ * was moved or the socket failed (result in cc->sp_*, for on_read), 0 when the socket has
+ * nothing now, -1 when the rest must be read instead (pipe full, splice refused). */
+static int splice_some(struct cconn *cc, struct ccall *call, size_t left)
+{
+    int fd;
+    if (uv_fileno((uv_handle_t *)&cc->tcp, &fd) != 0) {
+        call->splice_off = 1;
+        return -1;
+    }
+    size_t moved = 0;
+    int err = 0;
+    while (left > 0) {
+        ssize_t n = splice(fd, NULL, call->pipe_wr, NULL, left, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) {
+            moved += (size_t)n;
+            left -= (size_t)n;
+            continue;
+        }
+        if (n == 0) {
+            err = UV_EOF;
+            break;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN) {
+            /* The socket is empty or the pipe full: only the second ends splicing. */
+            struct pollfd p = {.fd = call->pipe_wr, .events = POLLOUT};
+            if (poll(&p, 1, 0) == 0)
+                call->splice_off = 1;
+            break;
+        }
+        if (errno == EINVAL || errno == ENOSYS || errno == EBADF) {
+            call->splice_off = 1;
+            break;
+        }
+        err = -errno;
+        break;
+    }
+    if (!moved && !err)
+        return call->splice_off ? -1 : 0;
+    cc->sp_ready = 1;
+    cc->sp_moved = moved;
+    cc->sp_err = err;
+    return 1;
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct cconn *cc = h->data;
     struct cmn_rpc_client *cli = cc->cli;
     (void)suggested;
+    size_t have, left;
+    struct ccall *sc = cc->rx_call;
+    if (sc && sc->pipe_wr >= 0 && !sc->splice_off && cc->state == CC_READY && !cc->sp_ready &&
+        cmn_rpc_rx_direct_state(&cc->rx, &have, &left) && have == sc->spliced && left > 0 &&
+        splice_some(cc, sc, left) >= 0) {
+        /* Spliced, or nothing to take now: a zero-length buffer makes libuv skip its read. */
+        buf->base = NULL;
+        buf->len = 0;
+        return;
+    }
     size_t len;
     /* Exact reads (one per header and body) only while some call wants its payload
      * placed; otherwise read as much as the buffer holds. */
@@ -591,6 +665,29 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct cconn *cc = s->data;
     struct cmn_rpc_client *cli = cc->cli;
+    if (nread == UV_ENOBUFS && !buf->len) {
+        /* From on_alloc: the bytes spliced, if any (see the top of the file). */
+        if (!cc->sp_ready || cc->state == CC_DEAD) {
+            cc->sp_ready = 0;
+            return;
+        }
+        cc->sp_ready = 0;
+        size_t moved = cc->sp_moved;
+        int err = cc->sp_err;
+        if (moved) {
+            if (cc->rx_call)
+                cc->rx_call->spliced += moved;
+            int rc = cmn_rpc_rx_feed_direct(&cc->rx, moved, &rx_ops, cc);
+            if (rc < 0 && cc->state != CC_DEAD)
+                conn_fail(cc, rc, "%s: %s", cli->address, cmn_err_text(&cc->rx.err));
+        }
+        if (err && cc->state != CC_DEAD) {
+            const char *why = err == UV_EOF ? "closed by the peer" : strerror(-err);
+            conn_fail(cc, LODE_ECLOSED, "connection to %s %s with %u calls in flight",
+                      cli->address, why, cli->n_pending);
+        }
+        return;
+    }
     if (nread == 0 || cc->state == CC_DEAD)
         return;
     if (nread < 0) {
@@ -745,8 +842,8 @@ int cmn_rpc_client_create(uv_loop_t *loop, const struct cmn_rpc_client_config *c
 
 static int client_call(struct cmn_rpc_client *cli, unsigned method, unsigned flags,
                        const ProtobufCMessage *req, const void *payload, size_t payload_len,
-                       void *dest, size_t dest_cap, uint32_t timeout_ms, cmn_rpc_response_cb cb,
-                       void *data)
+                       void *dest, size_t dest_cap, int pipe_wr, uint32_t timeout_ms,
+                       cmn_rpc_response_cb cb, void *data)
 {
     if (!cb || method > UINT16_MAX || flags > UINT16_MAX || (payload_len && !payload) ||
         (dest_cap && !dest))
@@ -777,6 +874,7 @@ static int client_call(struct cmn_rpc_client *cli, unsigned method, unsigned fla
     call->timeout_ms = timeout_ms ? timeout_ms : DEFAULT_CALL_MS;
     call->cb = cb;
     call->data = data;
+    call->pipe_wr = pipe_wr;
     if (dest_cap) {
         call->dest = dest;
         call->dest_cap = dest_cap;
@@ -821,7 +919,7 @@ int cmn_rpc_client_call(struct cmn_rpc_client *cli, unsigned method, unsigned fl
                         const ProtobufCMessage *req, uint32_t timeout_ms,
                         cmn_rpc_response_cb cb, void *data)
 {
-    return client_call(cli, method, flags, req, NULL, 0, NULL, 0, timeout_ms, cb, data);
+    return client_call(cli, method, flags, req, NULL, 0, NULL, 0, -1, timeout_ms, cb, data);
 }
 
 int cmn_rpc_client_call_payload(struct cmn_rpc_client *cli, unsigned method, unsigned flags,
@@ -829,8 +927,8 @@ int cmn_rpc_client_call_payload(struct cmn_rpc_client *cli, unsigned method, uns
                                 size_t payload_len, uint32_t timeout_ms, cmn_rpc_response_cb cb,
                                 void *data)
 {
-    return client_call(cli, method, flags, req, payload, payload_len, NULL, 0, timeout_ms, cb,
-                       data);
+    return client_call(cli, method, flags, req, payload, payload_len, NULL, 0, -1, timeout_ms,
+                       cb, data);
 }
 
 int cmn_rpc_client_call_into(struct cmn_rpc_client *cli, unsigned method, unsigned flags,
@@ -839,7 +937,19 @@ int cmn_rpc_client_call_into(struct cmn_rpc_client *cli, unsigned method, unsign
 {
     if (!dest_cap)
         return -EINVAL;
-    return client_call(cli, method, flags, req, NULL, 0, dest, dest_cap, timeout_ms, cb, data);
+    return client_call(cli, method, flags, req, NULL, 0, dest, dest_cap, -1, timeout_ms, cb,
+                       data);
+}
+
+int cmn_rpc_client_call_splice(struct cmn_rpc_client *cli, unsigned method, unsigned flags,
+                               const ProtobufCMessage *req, int pipe_wr, void *dest,
+                               size_t dest_cap, uint32_t timeout_ms, cmn_rpc_response_cb cb,
+                               void *data)
+{
+    if (!dest_cap || pipe_wr < 0)
+        return -EINVAL;
+    return client_call(cli, method, flags, req, NULL, 0, dest, dest_cap, pipe_wr, timeout_ms,
+                       cb, data);
 }
 
 static void on_tick_closed(uv_handle_t *h)

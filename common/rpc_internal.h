@@ -90,6 +90,9 @@ void cmn_rpc_rx_next_read(const struct cmn_rpc_rx *rx, int exact, uint8_t *scrat
 int cmn_rpc_rx_is_direct(const struct cmn_rpc_rx *rx, const char *base);
 int cmn_rpc_rx_feed_direct(struct cmn_rpc_rx *rx, size_t n, const struct cmn_rpc_rx_ops *ops,
                            void *cb_data);
+/* While a diverted payload is arriving: 1, with the bytes arrived in *have and those still
+ * due in *left. Else 0. */
+int cmn_rpc_rx_direct_state(const struct cmn_rpc_rx *rx, size_t *have, size_t *left);
 /* True between the first byte of a frame and its last. */
 int cmn_rpc_rx_mid_frame(const struct cmn_rpc_rx *rx);
 
