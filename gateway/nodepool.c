@@ -454,6 +454,7 @@ static void on_reply(void *data, const struct cmn_rpc_result *res)
     req->fanout = NULL;
     req->payload = NULL;
     req->payload_len = 0;
+    req->spliced = 0;
     if (res->status == 0 && req->method_ == M_FANOUT) {
         fr = lode__fanout_push_response__unpack(NULL, res->body.len, res->body.data);
         if (!fr || fr->n_pieces != req->len_)
@@ -469,6 +470,7 @@ static void on_reply(void *data, const struct cmn_rpc_result *res)
             if (req->method_ == M_GET) {
                 req->payload = res->payload.data;
                 req->payload_len = res->payload.len;
+                req->spliced = res->spliced;
                 count(mx ? mx->bytes_in : NULL, res->payload.len);
             } else if (req->method_ == M_PUT) {
                 count(mx ? mx->bytes_out : NULL, req->len_);
@@ -504,7 +506,7 @@ static void on_reply(void *data, const struct cmn_rpc_result *res)
 
 static int submit(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t nid, unsigned method,
                   const ProtobufCMessage *msg, const void *payload, size_t payload_len,
-                  void *dest, uint32_t timeout_ms)
+                  void *dest, int pipe_wr, uint32_t timeout_ms)
 {
     req->status = 0;
     req->message[0] = '\0';
@@ -512,6 +514,7 @@ static int submit(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t nid,
     req->fanout = NULL;
     req->payload = NULL;
     req->payload_len = 0;
+    req->spliced = 0;
     if (!req->cb)
         return refuse(req, -EINVAL, "no callback");
     struct gw_pool_client *pc = NULL;
@@ -527,6 +530,9 @@ static int submit(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t nid,
     if (payload)
         rc = cmn_rpc_client_call_payload(pc->cli, rpc_method[method], 0, msg, payload,
                                          payload_len, timeout_ms, on_reply, req);
+    else if (dest && pipe_wr >= 0)
+        rc = cmn_rpc_client_call_splice(pc->cli, rpc_method[method], 0, msg, pipe_wr, dest,
+                                        req->len_, timeout_ms, on_reply, req);
     else if (dest)
         rc = cmn_rpc_client_call_into(pc->cli, rpc_method[method], 0, msg, dest, req->len_,
                                       timeout_ms, on_reply, req);
@@ -563,11 +569,11 @@ int gw_nodepool_put(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t ni
     q.chunk_id.len = 16;
     q.length = len;
     q.xxh3 = xxh3;
-    return submit(p, req, nid, M_PUT, &q.base, data, len, NULL, timeout_ms);
+    return submit(p, req, nid, M_PUT, &q.base, data, len, NULL, -1, timeout_ms);
 }
 
 static int get(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t nid,
-               const uint8_t id[16], uint64_t offset, uint64_t length, void *dest,
+               const uint8_t id[16], uint64_t offset, uint64_t length, void *dest, int pipe_wr,
                uint32_t timeout_ms)
 {
     if (!id || length > GW_CHUNK_SIZE_MAX)
@@ -582,13 +588,13 @@ static int get(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t nid,
     q.chunk_id.len = 16;
     q.offset = offset;
     q.length = length;
-    return submit(p, req, nid, M_GET, &q.base, NULL, 0, dest, timeout_ms);
+    return submit(p, req, nid, M_GET, &q.base, NULL, 0, dest, pipe_wr, timeout_ms);
 }
 
 int gw_nodepool_get(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t nid,
                     const uint8_t id[16], uint64_t offset, uint64_t length, uint32_t timeout_ms)
 {
-    return get(p, req, nid, id, offset, length, NULL, timeout_ms);
+    return get(p, req, nid, id, offset, length, NULL, -1, timeout_ms);
 }
 
 int gw_nodepool_get_into(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t nid,
@@ -597,7 +603,17 @@ int gw_nodepool_get_into(struct gw_nodepool *p, struct gw_chunk_req *req, uint32
 {
     if (!dest || length == 0)
         return refuse(req, -EINVAL, "chunk get into memory needs a destination and a length");
-    return get(p, req, nid, id, offset, length, dest, timeout_ms);
+    return get(p, req, nid, id, offset, length, dest, -1, timeout_ms);
+}
+
+int gw_nodepool_get_splice(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t nid,
+                           const uint8_t id[16], uint64_t offset, uint64_t length, int pipe_wr,
+                           void *dest, uint32_t timeout_ms)
+{
+    if (!dest || length == 0 || pipe_wr < 0)
+        return refuse(req, -EINVAL, "chunk get into a pipe needs a pipe, a destination and a "
+                      "length");
+    return get(p, req, nid, id, offset, length, dest, pipe_wr, timeout_ms);
 }
 
 int gw_nodepool_delete(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t nid,
@@ -612,7 +628,7 @@ int gw_nodepool_delete(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t
     Lode__ChunkIdRequest q = LODE__CHUNK_ID_REQUEST__INIT;
     q.chunk_id.data = req->id_;
     q.chunk_id.len = 16;
-    return submit(p, req, nid, M_DELETE, &q.base, NULL, 0, NULL, timeout_ms);
+    return submit(p, req, nid, M_DELETE, &q.base, NULL, 0, NULL, -1, timeout_ms);
 }
 
 int gw_nodepool_fanout(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t nid,
@@ -624,5 +640,5 @@ int gw_nodepool_fanout(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t
     req->len_ = q->n_pieces;
     req->off_ = 0;
     req->xxh3_ = 0;
-    return submit(p, req, nid, M_FANOUT, &q->base, NULL, 0, NULL, timeout_ms);
+    return submit(p, req, nid, M_FANOUT, &q->base, NULL, 0, NULL, -1, timeout_ms);
 }

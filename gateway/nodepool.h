@@ -89,6 +89,9 @@ struct gw_chunk_req {
                                               per piece, checked) when status == 0 */
     const uint8_t *payload;            /* CHUNK_GET: the bytes asked for */
     size_t payload_len;
+    size_t spliced;                    /* gw_nodepool_get_splice: leading bytes of them that
+                                          are in the pipe (payload holds the rest at the
+                                          same offsets) */
     /* ---- private ---- */
     struct gw_nodepool *pool_;
     struct gw_pool_client *pc_;
@@ -126,6 +129,14 @@ int gw_nodepool_get(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t ni
 int gw_nodepool_get_into(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t nid,
                          const uint8_t id[16], uint64_t offset, uint64_t length, void *dest,
                          uint32_t timeout_ms);
+
+/* Like gw_nodepool_get_into, with the bytes moved from the socket into the pipe `pipe_wr`
+ * (non-blocking write end) as far as it takes them (cmn_rpc_client_call_splice): on success
+ * the first req->spliced bytes are in the pipe and dest holds the rest at their offsets.
+ * After a failure the pipe may hold part of them. */
+int gw_nodepool_get_splice(struct gw_nodepool *p, struct gw_chunk_req *req, uint32_t nid,
+                           const uint8_t id[16], uint64_t offset, uint64_t length, int pipe_wr,
+                           void *dest, uint32_t timeout_ms);
 
 /* CHUNK_DELETE of chunk `id` on node `nid` (LODE_ENOCHUNK when it is not there). Returns
  * as gw_nodepool_put. */

@@ -181,6 +181,8 @@ void srv_conn_maybe_free(struct conn *c)
 static void on_conn_handle_closed(uv_handle_t *h)
 {
     struct conn *c = h->data;
+    if (h == (uv_handle_t *)&c->tcp)
+        srv_sq_fail(c);
     if (--c->open_handles == 0)
         srv_conn_maybe_free(c);
 }
@@ -198,6 +200,7 @@ void srv_conn_close(struct conn *c, int reason)
     }
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+    srv_sq_close(c);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -230,7 +233,9 @@ void srv_conn_linger(struct conn *c)
     c->start = c->end = c->pend_off = c->pend_len = 0;
     release_buf_if_empty(c);
     c->shutdown.data = c;
-    if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+    if (c->sq_head)
+        c->shutdown_wanted = true; /* after the held writes (srv_conn_shutdown) */
+    else if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
         srv_conn_close(c, 0);
         return;
     }
@@ -240,6 +245,13 @@ void srv_conn_linger(struct conn *c)
         return;
     }
     srv_conn_arm_timer(c);
+}
+
+void srv_conn_shutdown(struct conn *c)
+{
+    c->shutdown_wanted = false;
+    if (!c->closing && uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+        srv_conn_close(c, 0);
 }
 
 void srv_conn_stop(struct conn *c)

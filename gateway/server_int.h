@@ -61,8 +61,14 @@ struct conn {
     size_t start, end;             /* input not yet parsed */
     bool reading, eof, closing, lingering, shutdown_done, stopping;
     bool in_process, again, fatal, refused, head_timing;
-    size_t write_queued;           /* bytes handed to uv_write, not yet completed */
-    unsigned writes_pending;
+    size_t write_queued;           /* bytes queued (uv_write or held), not yet completed */
+    unsigned writes_pending;       /* uv_write requests in flight */
+    /* Writes held behind a pipe write (gw_req_write_pipe): spliced by the connection itself,
+     * so everything after one waits until it is out (the order on the wire). */
+    struct wreq *sq_head, *sq_tail;
+    uv_poll_t *wpoll;              /* POLLOUT on a dup of the socket, while splicing waits */
+    int wpoll_fd;
+    bool shutdown_wanted;          /* lingering: shut down once the held writes are out */
     size_t discarded;              /* while lingering */
     uint64_t t_idle, t_head, t_body, t_write, t_linger; /* loop time (ms) */
     struct gw_req req;
@@ -132,6 +138,8 @@ uint64_t srv_now_ms(const struct conn *c);
 void srv_conn_kick(struct conn *c);
 /* Graceful close: shut down after the queued writes, discard input, then close. */
 void srv_conn_linger(struct conn *c);
+/* The deferred shutdown of a lingering connection, once its held writes are out. */
+void srv_conn_shutdown(struct conn *c);
 /* Frees a closed connection once its handles are closed and its request ended. */
 void srv_conn_maybe_free(struct conn *c);
 void srv_conn_arm_timer(struct conn *c);
@@ -142,6 +150,12 @@ void srv_conn_close(struct conn *c, int reason);
 void srv_kick_cb(uv_idle_t *idle);
 
 /* server_req.c */
+struct wreq;
+/* Once the connection's socket is closed: fails the held writes (their callbacks fire with
+ * LODE_ECLOSED). */
+void srv_sq_fail(struct conn *c);
+/* Closes the poll handle used by pipe writes, if any (counted in open_handles). */
+void srv_sq_close(struct conn *c);
 /* Writes a copy of data. On failure (returned) the connection is marked broken and closed
  * on its next processing, never from inside the caller. */
 int srv_write_copy(struct conn *c, const void *data, size_t len);

@@ -5,8 +5,17 @@
  * Writes go to uv_write without copying the handler's bytes; each carries its own small
  * header (the chunk-size line when the response is chunked), and the connection counts the
  * bytes queued, which drives the write-stall timer and the start of pipelined requests.
+ *
+ * Pipe writes (gw_req_write_pipe) move bytes from a pipe into the socket with splice(2):
+ * page references, no copy through user space. libuv knows nothing of them, so the
+ * connection keeps its own queue (sq) from the first pipe write on: every later write waits
+ * there, a pipe write starts once libuv's writes before it are complete, and memory writes
+ * behind it go to uv_write once it is out. Waiting for the socket to take more uses a
+ * uv_poll on a dup() of the socket (libuv allows one watcher per descriptor number).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -21,6 +30,9 @@
 struct wreq {
     uv_write_t req;
     struct conn *c;
+    struct wreq *qnext;            /* in c's held queue */
+    int pipe_fd;                   /* a pipe write: its read end; else -1 */
+    size_t left;                   /* a pipe write: bytes still to move */
     size_t len;
     gw_req_write_cb cb;
     void *arg;
@@ -28,6 +40,8 @@ struct wreq {
     unsigned nbufs;
     uv_buf_t bufs[];               /* then, for internal writes, the bytes themselves */
 };
+
+static void sq_run(struct conn *c);
 
 static void on_write(uv_write_t *req, int status)
 {
@@ -52,27 +66,206 @@ static void on_write(uv_write_t *req, int status)
         srv_conn_close(c, LODE_ECLOSED);
         return;
     }
+    if (c->writes_pending == 0 && c->sq_head) {
+        sq_run(c);
+        return;
+    }
     if (!c->req.active && c->write_queued <= PIPELINE_MARK)
         srv_conn_kick(c);
     srv_conn_arm_timer(c);
+}
+
+static void account(struct conn *c, size_t len)
+{
+    if (c->write_queued == 0)
+        c->t_write = srv_now_ms(c);
+    c->write_queued += len;
+    srv_stat_max(&c->w->st.max_write, c->write_queued);
+    srv_conn_arm_timer(c);
+}
+
+static void sq_append(struct conn *c, struct wreq *w)
+{
+    w->qnext = NULL;
+    if (c->sq_tail)
+        c->sq_tail->qnext = w;
+    else
+        c->sq_head = w;
+    c->sq_tail = w;
+}
+
+static struct wreq *sq_pop(struct conn *c)
+{
+    struct wreq *w = c->sq_head;
+    c->sq_head = w->qnext;
+    if (!c->sq_head)
+        c->sq_tail = NULL;
+    w->qnext = NULL;
+    return w;
 }
 
 static int submit(struct conn *c, struct wreq *w, size_t len)
 {
     w->c = c;
     w->len = len;
+    w->pipe_fd = -1;
+    if (c->sq_head) {
+        sq_append(c, w); /* behind a pipe write */
+        account(c, len);
+        return 0;
+    }
     int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, w->bufs, w->nbufs, on_write);
     if (rc) {
         free(w);
         return rc;
     }
-    if (c->write_queued == 0)
-        c->t_write = srv_now_ms(c);
-    c->write_queued += len;
     c->writes_pending++;
-    srv_stat_max(&c->w->st.max_write, c->write_queued);
-    srv_conn_arm_timer(c);
+    account(c, len);
     return 0;
+}
+
+/* ---- pipe writes ---- */
+
+static void on_wpoll(uv_poll_t *h, int status, int events)
+{
+    struct conn *c = h->data;
+    (void)events;
+    if (c->closing)
+        return;
+    if (status < 0) {
+        srv_conn_close(c, LODE_ECLOSED);
+        return;
+    }
+    sq_run(c);
+}
+
+static void on_wpoll_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    close(c->wpoll_fd);
+    free(h);
+    c->wpoll = NULL;
+    if (--c->open_handles == 0)
+        srv_conn_maybe_free(c);
+}
+
+/* Starts waiting for the socket to take bytes; the poll fires at once when it can. */
+static int wpoll_start(struct conn *c)
+{
+    if (!c->wpoll) {
+        int fd;
+        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
+            return -EBADF;
+        int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (dfd < 0)
+            return -errno;
+        uv_poll_t *p = malloc(sizeof(*p));
+        int rc = p ? uv_poll_init(&c->w->loop, p, dfd) : -ENOMEM;
+        if (rc) {
+            free(p);
+            close(dfd);
+            return rc;
+        }
+        p->data = c;
+        c->wpoll = p;
+        c->wpoll_fd = dfd;
+        c->open_handles++;
+    }
+    return uv_poll_start(c->wpoll, UV_WRITABLE, on_wpoll);
+}
+
+static void wpoll_stop(struct conn *c)
+{
+    if (c->wpoll)
+        uv_poll_stop(c->wpoll);
+}
+
+void srv_sq_close(struct conn *c)
+{
+    if (c->wpoll && !uv_is_closing((uv_handle_t *)c->wpoll))
+        uv_close((uv_handle_t *)c->wpoll, on_wpoll_closed);
+}
+
+void srv_sq_fail(struct conn *c)
+{
+    while (c->sq_head) {
+        struct wreq *w = sq_pop(c);
+        c->write_queued -= w->pipe_fd >= 0 ? w->left : w->len;
+        if (w->cb)
+            w->cb(w->arg, LODE_ECLOSED);
+        free(w);
+    }
+}
+
+/* Moves the held queue along: memory writes to uv_write, pipe writes into the socket. Runs
+ * from libuv callbacks only (on_write, the poll), so handler callbacks may run here. */
+static void sq_run(struct conn *c)
+{
+    while (c->sq_head && !c->closing) {
+        struct wreq *w = c->sq_head;
+        if (w->pipe_fd < 0) {
+            sq_pop(c);
+            if (uv_write(&w->req, (uv_stream_t *)&c->tcp, w->bufs, w->nbufs, on_write) != 0) {
+                c->write_queued -= w->len;
+                if (w->cb)
+                    w->cb(w->arg, LODE_ECLOSED);
+                free(w);
+                srv_conn_close(c, LODE_ECLOSED);
+                return;
+            }
+            c->writes_pending++;
+            continue;
+        }
+        if (c->writes_pending) {
+            wpoll_stop(c); /* on_write resumes once libuv's writes before it are out */
+            return;
+        }
+        int fd;
+        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) {
+            srv_conn_close(c, LODE_ECLOSED);
+            return;
+        }
+        while (w->left > 0) {
+            unsigned fl = SPLICE_F_MOVE | SPLICE_F_NONBLOCK | (w->qnext ? SPLICE_F_MORE : 0);
+            ssize_t n = splice(w->pipe_fd, NULL, fd, NULL, w->left, fl);
+            if (n > 0) {
+                w->left -= (size_t)n;
+                c->write_queued -= (size_t)n;
+                srv_stat_add(&c->w->st.bytes_out, (uint64_t)n);
+                srv_count(c->w->s->m_out, (uint64_t)n);
+                c->t_write = srv_now_ms(c);
+                continue;
+            }
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && errno == EAGAIN) {
+                if (wpoll_start(c) != 0)
+                    srv_conn_close(c, LODE_ECLOSED);
+                else
+                    srv_conn_arm_timer(c);
+                return;
+            }
+            /* The client is gone (EPIPE, ECONNRESET), or the pipe ran dry (n == 0): the
+             * handler promised bytes it does not have. Either way the response is broken. */
+            srv_conn_close(c, LODE_ECLOSED);
+            return;
+        }
+        sq_pop(c);
+        if (w->cb)
+            w->cb(w->arg, 0);
+        free(w);
+    }
+    if (c->closing)
+        return;
+    wpoll_stop(c);
+    if (c->shutdown_wanted && !c->sq_head && !c->writes_pending) {
+        srv_conn_shutdown(c);
+        if (c->closing)
+            return;
+    }
+    if (!c->req.active && c->write_queued <= PIPELINE_MARK)
+        srv_conn_kick(c);
+    srv_conn_arm_timer(c);
 }
 
 /* Writes a copy of data. A failure here breaks the connection's framing: it is closed on
@@ -243,6 +436,35 @@ int gw_req_write(struct gw_req *r, const uv_buf_t *bufs, unsigned nbufs, gw_req_
     if (rc)
         return rc;
     r->written += total;
+    return 0;
+}
+
+int gw_req_write_pipe(struct gw_req *r, int fd, size_t len, gw_req_write_cb cb, void *arg)
+{
+    struct conn *c = r->c;
+    if (gone(r))
+        return LODE_ECLOSED;
+    if (!r->active || !r->head_sent || fd < 0 || len == 0)
+        return -EINVAL;
+    if (r->framing != GW_HTTP_FRAME_LENGTH || len > r->declared - r->written)
+        return -EINVAL;
+    struct wreq *w = calloc(1, sizeof(*w));
+    if (!w)
+        return -ENOMEM;
+    w->c = c;
+    w->cb = cb;
+    w->arg = arg;
+    w->pipe_fd = fd;
+    w->left = len;
+    w->len = len;
+    int rc = wpoll_start(c); /* sq_run from the poll, on a later loop turn */
+    if (rc) {
+        free(w);
+        return rc;
+    }
+    sq_append(c, w);
+    account(c, len);
+    r->written += len;
     return 0;
 }
 

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -51,13 +52,24 @@ struct hreq {
     unsigned inflight;
     unsigned quota;
     bool ended, timer_init, auth_ok;
+    bool splice;                   /* /splice: every other piece goes through a pipe */
+    int pipes[2][2];
     int short_finish_rc;
     uv_timer_t timer;
 };
 
+static void hreq_free(struct hreq *h)
+{
+    for (int i = 0; h->splice && i < 2; i++) {
+        close(h->pipes[i][0]);
+        close(h->pipes[i][1]);
+    }
+    free(h);
+}
+
 static void hreq_free_cb(uv_handle_t *h)
 {
-    free(h->data);
+    hreq_free(h->data);
 }
 
 static void hreq_maybe_free(struct hreq *h)
@@ -68,7 +80,7 @@ static void hreq_maybe_free(struct hreq *h)
         if (!uv_is_closing((uv_handle_t *)&h->timer))
             uv_close((uv_handle_t *)&h->timer, hreq_free_cb);
     } else {
-        free(h);
+        hreq_free(h);
     }
 }
 
@@ -126,9 +138,18 @@ static void dl_pump(struct hreq *h)
 {
     while (!h->ended && h->inflight < 2 && h->sent < h->total) {
         uint64_t n = h->total - h->sent < PIECE ? h->total - h->sent : PIECE;
-        uv_buf_t b = uv_buf_init((char *)sf_pattern + h->sent % 251, (unsigned)n);
-        if (gw_req_write(h->req, &b, 1, dl_done, h) != 0)
-            return;
+        const uint8_t *src = sf_pattern + h->sent % 251;
+        uint64_t piece = h->sent / PIECE;
+        if (h->splice && piece % 2) {
+            int *pp = h->pipes[(piece / 2) % 2];
+            if (write(pp[1], src, n) != (ssize_t)n ||
+                gw_req_write_pipe(h->req, pp[0], n, dl_done, h) != 0)
+                return;
+        } else {
+            uv_buf_t b = uv_buf_init((char *)src, (unsigned)n);
+            if (gw_req_write(h->req, &b, 1, dl_done, h) != 0)
+                return;
+        }
         h->inflight++;
         h->sent += n;
     }
@@ -195,8 +216,16 @@ static void h_on_request(struct gw_req *req)
         h->quota = 128u << 10;
         start_timer(h, 1, 1, on_slow_tick);
         gw_req_body_resume(req);
-    } else if (gw_str_eq(p, "/download")) {
+    } else if (gw_str_eq(p, "/download") || gw_str_eq(p, "/splice")) {
         h->kind = K_DOWNLOAD;
+        if (gw_str_eq(p, "/splice")) {
+            h->splice = true;
+            for (int i = 0; i < 2; i++) {
+                if (pipe2(h->pipes[i], O_NONBLOCK | O_CLOEXEC) != 0)
+                    tap_bail("pipe2");
+                fcntl(h->pipes[i][1], F_SETPIPE_SZ, 1 << 20);
+            }
+        }
         h->total = qnum(h->q, "n=", 0);
         const char *id = gw_req_id(req);
         struct gw_header hs[] = {{GW_STR("x-amz-request-id"), {id, strlen(id)}}};

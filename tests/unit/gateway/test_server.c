@@ -280,7 +280,7 @@ static void test_upload_backpressure(void)
     gw_server_destroy(s);
 }
 
-static void test_slow_download(void)
+static void test_slow_download(const char *path)
 {
     struct gw_server_opts o = {.workers = 1, .socket_buffer = 64 << 10};
     struct gw_server *s = sf_start_server(&o);
@@ -289,7 +289,7 @@ static void test_slow_download(void)
     setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
     const size_t total = 12u << 20;
     char req[128];
-    snprintf(req, sizeof(req), "GET /download?n=%zu HTTP/1.1\r\nHost: h\r\n\r\n", total);
+    snprintf(req, sizeof(req), "GET %s?n=%zu HTTP/1.1\r\nHost: h\r\n\r\n", path, total);
     sf_send_str(c, req);
     struct resp r;
     bool okh = sf_read_resp(c, &r, 2) == 0 && r.status == 200 && r.cl == (long long)total;
@@ -309,8 +309,8 @@ static void test_slow_download(void)
         if ((got >> 14) % 8 == 0)
             sf_sleep_ms(1); /* a slow reader */
     }
-    ok(okh && same && got == total, "12 MiB read by a slow client, every byte right (%.1f s)",
-       sf_now_s() - t0);
+    ok(okh && same && got == total, "%s: 12 MiB read by a slow client, every byte right (%.1f s)",
+       path, sf_now_s() - t0);
     struct gw_server_stats st;
     gw_server_stats(s, &st);
     ok(st.max_write_queued <= 2 * PIECE + 1024,
@@ -319,6 +319,62 @@ static void test_slow_download(void)
     cmn_buf_free(&r.body);
     sf_cli_close(c);
     gw_server_destroy(s);
+}
+
+/* Pipe writes (gw_req_write_pipe) among memory writes: order on the wire, what follows a
+ * response on the same connection, the close after it, and a client leaving halfway. */
+static void test_splice(int port)
+{
+    struct cli *c = sf_cli_open(port, 0);
+    const size_t n = 3u << 20;
+    char req[256];
+    snprintf(req, sizeof(req),
+             "GET /splice?n=%zu HTTP/1.1\r\nHost: h\r\n\r\n"
+             "GET /echo?behind HTTP/1.1\r\nHost: h\r\n\r\n", n);
+    sf_send_str(c, req);
+    struct resp r;
+    int rc = sf_read_resp(c, &r, 0);
+    bool same = rc == 0 && r.status == 200 && r.body.len == n;
+    for (size_t i = 0; same && i < n; i++)
+        same = r.body.data[i] == i % 251;
+    ok(same, "3 MiB, every other 256 KiB piece spliced from a pipe: every byte in order");
+    cmn_buf_free(&r.body);
+    ok(sf_read_resp(c, &r, 0) == 0 && r.status == 200 &&
+           body_is(&r, "q=behind n=0 h=cbf29ce484222325"),
+       "the pipelined request behind it is answered after it, on the same connection");
+    cmn_buf_free(&r.body);
+    sf_cli_close(c);
+
+    c = sf_cli_open(port, 0);
+    snprintf(req, sizeof(req), "GET /splice?n=%zu HTTP/1.0\r\n\r\n", n);
+    sf_send_str(c, req);
+    rc = sf_read_resp(c, &r, 0);
+    same = rc == 0 && r.close && r.body.len == n;
+    for (size_t i = 0; same && i < n; i++)
+        same = r.body.data[i] == i % 251;
+    ok(same && sf_sees_close(c, 2000),
+       "HTTP/1.0: the whole spliced body goes out before the server closes");
+    cmn_buf_free(&r.body);
+    sf_cli_close(c);
+
+    int cancels = atomic_load(&sf.n_cancel);
+    c = sf_cli_open(port, 0);
+    int rcv = 32 << 10;
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+    sf_send_str(c, "GET /splice?n=104857600 HTTP/1.1\r\nHost: h\r\n\r\n");
+    char tmp[65536];
+    ssize_t k = recv(c->fd, tmp, sizeof(tmp), 0);
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    sf_cli_close(c); /* a reset with 100 MiB promised */
+    ok(k > 0 && wait_for(&sf.n_cancel, cancels + 1, 5000),
+       "a client resetting mid-response cancels the request (held pipe writes fail)");
+    c = sf_cli_open(port, 0);
+    sf_send_str(c, "GET /echo?after HTTP/1.1\r\nHost: h\r\n\r\n");
+    ok(sf_read_resp(c, &r, 0) == 0 && body_is(&r, "q=after n=0 h=cbf29ce484222325"),
+       "the server goes on serving");
+    cmn_buf_free(&r.body);
+    sf_cli_close(c);
 }
 
 static void test_timeouts(void)
@@ -630,10 +686,12 @@ int main(void)
     test_bad_requests(port);
     test_continue(port);
     test_reset_mid_body(port);
+    test_splice(port);
     gw_server_destroy(s);
 
     test_upload_backpressure();
-    test_slow_download();
+    test_slow_download("/download");
+    test_slow_download("/splice");
     test_timeouts();
     test_many();
     test_max_conns();
