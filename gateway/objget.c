@@ -5,16 +5,27 @@
  * of k survivors (re-planning while survivors keep failing), reusing the data pieces phase 1
  * already holds when they cover that range. Jobs live in a ring of `window` entries and
  * leave it when the caller has consumed their bytes.
+ *
+ * With on_segs, each ring slot owns a pipe per data chunk: phase 1 splices the chunk's
+ * piece into it (gw_nodepool_get_splice) and the stripe is delivered as pipe segments that
+ * the caller splices on to the client. A stripe that needs phase 2 first reads its pipes
+ * back into the stripe buffer. A pipe is reused for the slot's next job once the caller
+ * consumed everything (it is empty then); after a failed read, or bytes left unconsumed,
+ * it is closed.
  */
 #include "gateway/objget.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <lode/errno.h>
 
@@ -36,6 +47,7 @@ struct gget {
     struct job *job;
     unsigned chunk;
     bool phase2;
+    bool piped;                     /* spliced into the slot's pipe for this chunk */
 };
 
 struct part {
@@ -62,6 +74,7 @@ struct job {
     bool phase2;
     uint32_t x, y;                  /* the rebuilt range, chunk coordinates */
     uint8_t *scratch;               /* (k + m) * (y - x) */
+    uint32_t spliced[GW_EC_MAX_N];  /* leading bytes of chunk c's piece in its pipe */
     struct gget gets[GW_EC_MAX_N];
 };
 
@@ -78,6 +91,10 @@ struct gw_objget {
      * unmaps, which cost more than the bytes' copy. At most one per slot, so what is held
      * stays within the window's bound. */
     struct { uint8_t *buf; size_t cap; } *spare;
+    /* on_segs: per slot and data chunk, a pipe {read, write} or {-1, -1}; kmax per slot */
+    int (*pipes)[2];
+    unsigned kmax;
+    bool no_pipes;                  /* a pipe could not be had: memory from here on */
     unsigned head, count;           /* oldest job, jobs in the ring */
     unsigned nd;                    /* jobs from head already delivered */
     unsigned inflight;
@@ -92,6 +109,91 @@ struct gw_objget {
 static void deliver(struct gw_objget *g);
 static void pump(struct gw_objget *g);
 static void job_step(struct gw_objget *g, struct job *j);
+
+/* ---- pipes (on_segs) ------------------------------------------------------------------- */
+
+/* Pipes held by readers in the whole process: two descriptors each, kept to a quarter of
+ * the descriptor limit so that splicing never starves accept() or the node connections. */
+static atomic_long pipes_open;
+
+static long pipes_max(void)
+{
+    static atomic_long max;
+    long m = atomic_load(&max);
+    if (m == 0) {
+        struct rlimit rl;
+        m = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                ? (long)(rl.rlim_cur / 8)
+                : 128;
+        if (m < 1)
+            m = 1;
+        atomic_store(&max, m);
+    }
+    return m;
+}
+
+static int *slot_pipe(struct gw_objget *g, struct job *j, unsigned c)
+{
+    return g->pipes[(size_t)(j - g->jobs) * g->kmax + c];
+}
+
+static void pipe_close(int *fd)
+{
+    if (fd[0] < 0)
+        return;
+    close(fd[0]);
+    close(fd[1]);
+    fd[0] = fd[1] = -1;
+    atomic_fetch_sub(&pipes_open, 1);
+}
+
+/* The pipe for chunk c of job j, opened (and sized for `len` bytes) if needed; NULL when
+ * none can be had (the reader then stays in memory). */
+static int *pipe_for(struct gw_objget *g, struct job *j, unsigned c, size_t len)
+{
+    if (!g->pipes || g->no_pipes || c >= g->kmax || len < GW_OBJGET_SPLICE_MIN)
+        return NULL;
+    int *fd = slot_pipe(g, j, c);
+    if (fd[0] >= 0)
+        return fd;
+    if (atomic_fetch_add(&pipes_open, 1) >= pipes_max()) {
+        atomic_fetch_sub(&pipes_open, 1);
+        return NULL; /* busy process: this piece goes to memory, later ones may not */
+    }
+    if (pipe2(fd, O_NONBLOCK | O_CLOEXEC) != 0) {
+        atomic_fetch_sub(&pipes_open, 1);
+        fd[0] = fd[1] = -1;
+        g->no_pipes = true;
+        return NULL;
+    }
+    /* Socket pages can be up to 32 KiB per pipe slot, 4 KiB at worst: ask for one slot per
+     * page of the piece, within the unprivileged limit (1 MiB); what does not fit is read. */
+    int want = len > (1u << 20) ? 1 << 20 : (int)len;
+    if (fcntl(fd[1], F_SETPIPE_SZ, want) < 0 && errno == EPERM)
+        g->no_pipes = true; /* the user's pipe allowance is spent: stop asking */
+    return fd;
+}
+
+/* Reads chunk c's spliced bytes back into the stripe buffer (a degraded stripe is decoded
+ * in memory). Returns false when the pipe did not give them all. */
+static bool unsplice(struct gw_objget *g, struct job *j, unsigned c, uint8_t *dst)
+{
+    int *fd = slot_pipe(g, j, c);
+    size_t want = j->spliced[c], got = 0;
+    while (got < want) {
+        ssize_t n = read(fd[0], dst + got, want - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    j->spliced[c] = 0;
+    if (got == want)
+        return true;
+    pipe_close(fd);
+    return false;
+}
 
 /* ---- lifetime ------------------------------------------------------------------------- */
 
@@ -108,6 +210,13 @@ static void job_release(struct gw_objget *g, struct job *j)
     if (j->scratch && ge)
         g->st.buffered -= (size_t)(ge->k + ge->m) * (j->y - j->x);
     size_t slot = (size_t)(j - g->jobs);
+    /* Bytes left in a pipe (not consumed, a read that failed halfway) must not reach the
+     * next job: such pipes are closed. */
+    bool drained = j->used && j->consumed == (size_t)(j->b - j->a);
+    for (unsigned c = 0; g->pipes && j->used && c < g->kmax; c++) {
+        if (j->spliced[c] && !drained)
+            pipe_close(slot_pipe(g, j, c));
+    }
     if (j->out && g->spare && !g->freed) {
         free(g->spare[slot].buf);
         g->spare[slot].buf = j->out;
@@ -130,6 +239,9 @@ static bool maybe_free(struct gw_objget *g)
     for (unsigned i = 0; g->spare && i < g->cfg.window; i++)
         free(g->spare[i].buf);
     free(g->spare);
+    for (size_t i = 0; g->pipes && i < (size_t)g->cfg.window * g->kmax; i++)
+        pipe_close(g->pipes[i]);
+    free(g->pipes);
     free(g->jobs);
     free(g->parts);
     gw_cluster_map_put(g->map);
@@ -223,7 +335,8 @@ static uint8_t *dest_of(struct job *j, unsigned c, bool phase2)
 }
 
 /* Called with the outcome of one read (answered or refused at submission). */
-static void got(struct gw_objget *g, struct gget *gg, int status, const uint8_t *p, size_t n)
+static void got(struct gw_objget *g, struct gget *gg, int status, const uint8_t *p, size_t n,
+                size_t spliced)
 {
     struct job *j = gg->job;
     unsigned c = gg->chunk;
@@ -233,14 +346,19 @@ static void got(struct gw_objget *g, struct gget *gg, int status, const uint8_t 
     if (status != 0) {
         LOG_DEBUG(LOG_CTX, "chunk read on node %" PRIu32 " failed: %s", ref->nid,
                   lode_strerror(status));
+        if (gg->piped)
+            pipe_close(slot_pipe(g, j, c)); /* it may hold part of the reply */
         j->failed |= 1u << c;
         return;
     }
     /* Normally the bytes were read from the socket straight into place (issue() passes
-     * the destination); the copy remains for a reply that could not be placed. */
+     * the destination) or spliced into the pipe; the copy remains for a reply that could
+     * not be placed. */
     uint8_t *dst = dest_of(j, c, gg->phase2);
     if (p != dst)
         memcpy(dst, p, n);
+    else if (gg->piped)
+        j->spliced[c] = (uint32_t)spliced;
     if (!gg->phase2) {
         j->ok |= 1u << c;
     } else {
@@ -262,14 +380,22 @@ static void issue(struct gw_objget *g, struct job *j, unsigned c, uint64_t off, 
     gg->req.cb = on_get;
     const Lode__ChunkRef *ref = j->rec->chunks[c];
     g->st.chunk_gets++;
-    int rc = gw_nodepool_get_into(g->cfg.pool, &gg->req, ref->nid, ref->chunk_id.data, off,
+    int *fd = phase2 ? NULL : pipe_for(g, j, c, (size_t)len);
+    int rc;
+    if (fd) {
+        gg->piped = true;
+        rc = gw_nodepool_get_splice(g->cfg.pool, &gg->req, ref->nid, ref->chunk_id.data, off,
+                                    len, fd[1], dest_of(j, c, phase2), g->cfg.timeout_ms);
+    } else {
+        rc = gw_nodepool_get_into(g->cfg.pool, &gg->req, ref->nid, ref->chunk_id.data, off,
                                   len, dest_of(j, c, phase2), g->cfg.timeout_ms);
+    }
     if (rc == 0) {
         j->pending++;
         g->inflight++;
         return;
     }
-    got(g, gg, rc, NULL, 0);
+    got(g, gg, rc, NULL, 0, 0);
 }
 
 static void on_get(struct gw_chunk_req *req)
@@ -286,7 +412,7 @@ static void on_get(struct gw_chunk_req *req)
     int status = req->status;
     if (status == 0 && !req->payload && req->payload_len)
         status = LODE_EBADMSG;
-    got(g, gg, status, req->payload, req->payload_len);
+    got(g, gg, status, req->payload, req->payload_len, req->spliced);
     if (j->pending == 0 && g->status == 0)
         job_step(g, j);
     deliver(g);
@@ -321,6 +447,18 @@ static int start_phase2(struct gw_objget *g, struct job *j)
     uint64_t cs = ge->chunk_size;
     j->phase2 = true;
     g->st.degraded_stripes++;
+    /* Decoding works on memory: what phase 1 spliced comes back out of the pipes. */
+    for (unsigned c = 0; c < k; c++) {
+        if (!j->spliced[c])
+            continue;
+        uint64_t lo, hi;
+        piece(j, c, &lo, &hi);
+        if (!unsplice(g, j, c, j->out + (lo - j->a))) {
+            j->ok &= ~(1u << c);
+            j->failed |= 1u << c;
+            j->want |= 1u << c;
+        }
+    }
     if (g->cfg.degraded)
         cmn_counter_add(g->cfg.degraded, 1);
     uint64_t x = UINT64_MAX, y = 0;
@@ -529,6 +667,34 @@ static void kick(struct gw_objget *g)
         uv_timer_start(&g->defer, on_defer, 0, 0);
 }
 
+/* A complete stripe as segments: per data chunk, its spliced bytes (pipe) then the rest
+ * (memory; adjacent memory runs merged). */
+static void deliver_segs(struct gw_objget *g, struct job *j, size_t len)
+{
+    struct gw_objget_seg segs[2 * GW_EC_MAX_N + 1];
+    unsigned n = 0;
+    for (unsigned c = 0; c < j->part->geom.k; c++) {
+        uint64_t lo, hi;
+        piece(j, c, &lo, &hi);
+        if (lo >= hi)
+            continue;
+        size_t sp = j->spliced[c];
+        if (sp) {
+            segs[n++] = (struct gw_objget_seg){.fd = slot_pipe(g, j, c)[0], .len = sp};
+            g->st.spliced += sp;
+        }
+        const uint8_t *p = j->out + (lo - j->a) + sp;
+        size_t rest = (size_t)(hi - lo) - sp;
+        if (!rest)
+            continue;
+        if (n && segs[n - 1].fd < 0 && segs[n - 1].p + segs[n - 1].len == p)
+            segs[n - 1].len += rest;
+        else
+            segs[n++] = (struct gw_objget_seg){.fd = -1, .p = p, .len = rest};
+    }
+    g->cfg.on_segs(g->cfg.data, segs, n, len);
+}
+
 static void deliver(struct gw_objget *g)
 {
     if (g->delivering || g->closed)
@@ -543,7 +709,10 @@ static void deliver(struct gw_objget *g)
         size_t len = (size_t)(j->b - j->a);
         g->st.delivered += len;
         g->depth++;
-        g->cfg.on_data(g->cfg.data, j->out, len);
+        if (g->cfg.on_segs)
+            deliver_segs(g, j, len);
+        else
+            g->cfg.on_data(g->cfg.data, j->out, len);
         g->depth--;
     }
     g->delivering = false;
@@ -588,8 +757,8 @@ int gw_objget_create(const struct gw_objget_config *cfg, struct gw_objget **out,
                      struct cmn_err *err)
 {
     *out = NULL;
-    if (!cfg->loop || !cfg->pool || !cfg->map || !cfg->record || !cfg->on_data ||
-        !cfg->on_done)
+    if (!cfg->loop || !cfg->pool || !cfg->map || !cfg->record ||
+        (!cfg->on_data && !cfg->on_segs) || !cfg->on_done)
         return cmn_err_set(err, -EINVAL, "objget: missing loop, pool, map, record or callback");
     if (cfg->window > GW_OBJGET_WINDOW_MAX)
         return cmn_err_set(err, -EINVAL, "objget window %u above %u", cfg->window,
@@ -631,9 +800,20 @@ int gw_objget_create(const struct gw_objget_config *cfg, struct gw_objget **out,
     } else if (rc == 0) {
         rc = add_part(g, r->layout, r->size, 0, err);
     }
+    for (size_t i = 0; rc == 0 && i < g->n_parts; i++)
+        g->kmax = g->parts[i].geom.k > g->kmax ? g->parts[i].geom.k : g->kmax;
+    if (rc == 0 && cfg->on_segs && g->kmax) {
+        size_t n_pipes = (size_t)g->cfg.window * g->kmax;
+        g->pipes = malloc(n_pipes * sizeof(*g->pipes));
+        if (!g->pipes)
+            rc = cmn_err_set(err, -ENOMEM, "out of memory");
+        for (size_t i = 0; g->pipes && i < n_pipes; i++)
+            g->pipes[i][0] = g->pipes[i][1] = -1;
+    }
     if (rc == 0)
         rc = uv_timer_init(cfg->loop, &g->defer);
     if (rc) {
+        free(g->pipes);
         free(g->parts);
         free(g->jobs);
         free(g->spare);

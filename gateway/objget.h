@@ -26,7 +26,10 @@
  * Memory: buffered bytes (stripe buffers plus degraded-read scratch) stay at or below
  * window * (2k + m) * chunk_size (k, m, chunk_size of the largest part), and at or below
  * window * k * chunk_size while no chunk is missing. gw_objget_stats() reports the gauge
- * and its high-water mark.
+ * and its high-water mark. With on_segs, bytes waiting in pipes take the place of stripe
+ * buffer bytes (the buffer is kept for what a pipe cannot take and for degraded stripes,
+ * which are read back out of the pipes and decoded in memory); a reader holds at most
+ * window * k pipes, and the process at most a quarter of its descriptor limit in them.
  *
  * Threading: the reader belongs to the loop it was created on; calls and callbacks are on
  * that loop's thread. Callbacks never run from inside a gw_objget_* call.
@@ -47,6 +50,7 @@
 #define GW_OBJGET_WINDOW_DEFAULT 3u
 #define GW_OBJGET_WINDOW_MAX 64u
 #define GW_OBJGET_TIMEOUT_DEFAULT 10000u /* ms per CHUNK_GET */
+#define GW_OBJGET_SPLICE_MIN (64u << 10)  /* smaller pieces are not worth a pipe */
 
 struct gw_objget;
 struct cmn_counter;
@@ -54,6 +58,18 @@ struct cmn_counter;
 /* The next `len` (>= 1) bytes of the range, in order. `p` stays valid until these bytes are
  * returned with gw_objget_consumed() or the reader is closed. */
 typedef void (*gw_objget_data_cb)(void *data, const uint8_t *p, size_t len);
+/* A piece of a delivered stripe: `len` bytes at `p`, or (fd >= 0) `len` bytes waiting in
+ * the pipe whose read end is fd, to be moved out (splice(2), read(2)) by the caller. */
+struct gw_objget_seg {
+    int fd;
+    const uint8_t *p;
+    size_t len;
+};
+/* The next `total` bytes of the range, in order, as n segments (cfg.on_segs). Memory stays
+ * valid, and pipes open, until these bytes are returned with gw_objget_consumed(); the
+ * caller must have taken exactly seg.len bytes out of each pipe by then. */
+typedef void (*gw_objget_segs_cb)(void *data, const struct gw_objget_seg *segs, unsigned n,
+                                  size_t total);
 /* The read ended: status 0 after every byte of the range was delivered, or the error that
  * stopped it (message valid during the call only). Runs exactly once unless the reader is
  * closed first. Slices delivered before stay valid until consumed or closed. */
@@ -71,7 +87,12 @@ struct gw_objget_config {
     unsigned window;                    /* stripes ahead, 1..GW_OBJGET_WINDOW_MAX; 0 = 3 */
     uint32_t timeout_ms;                /* per CHUNK_GET; 0 = GW_OBJGET_TIMEOUT_DEFAULT */
     struct cmn_counter *degraded;       /* optional: += 1 per stripe read degraded */
-    gw_objget_data_cb on_data;          /* required */
+    gw_objget_data_cb on_data;          /* required unless on_segs is set */
+    /* Optional, replaces on_data: chunk bytes are moved from the node sockets into pipes
+     * (page references, no copy through user space) where the kernel allows, and delivered
+     * as pipe segments; pieces under GW_OBJGET_SPLICE_MIN, degraded stripes and what a pipe
+     * cannot take come as memory segments. */
+    gw_objget_segs_cb on_segs;
     gw_objget_done_cb on_done;          /* required */
     void *data;
 };
@@ -97,6 +118,7 @@ struct gw_objget_stats {
     uint64_t degraded_stripes;          /* of which rebuilt from survivors */
     uint64_t chunk_gets;                /* CHUNK_GETs issued */
     uint64_t corrupt_reported;          /* chunks reported to meta */
+    uint64_t spliced;                   /* bytes delivered in pipes (on_segs) */
     size_t buffered;                    /* bytes allocated now */
     size_t buffered_max;                /* high-water mark */
     size_t buffer_limit;                /* window * (2k + m) * chunk_size */

@@ -209,6 +209,34 @@ static void get_data(void *data, const uint8_t *p, size_t len)
     r->busy++;
 }
 
+/* Pipe segments go to the socket with splice (gw_req_write_pipe): the nodes' pages, never
+ * copied through the gateway's memory. */
+static void get_segs(void *data, const struct gw_objget_seg *segs, unsigned n, size_t total)
+{
+    struct get_stream *gs = data;
+    struct gw_s3_req *r = gs->r;
+    (void)total;
+    for (unsigned i = 0; i < n && !r->ended; i++) {
+        if (segs[i].fd < 0) {
+            get_data(gs, segs[i].p, segs[i].len);
+            continue;
+        }
+        struct get_write *gw = malloc(sizeof(*gw));
+        if (!gw) {
+            gw_s3_end(r, true);
+            return;
+        }
+        gw->gs = gs;
+        gw->len = segs[i].len;
+        if (gw_req_write_pipe(r->req, segs[i].fd, segs[i].len, get_written, gw) != 0) {
+            free(gw);
+            gw_s3_end(r, true);
+            return;
+        }
+        r->busy++;
+    }
+}
+
 static void get_done(void *data, int status, const char *message)
 {
     struct get_stream *gs = data;
@@ -247,7 +275,7 @@ void gw_s3_get_stream(struct gw_s3_req *r, const Lode__ObjectRecord *rec, uint64
         .length = len,
         .window = (unsigned)r->w->ctx->cfg->inflight_stripes, /* read-ahead, as configured */
         .timeout_ms = (uint32_t)r->w->ctx->cfg->node_timeout_ms,
-        .on_data = get_data,
+        .on_segs = get_segs,
         .on_done = get_done,
         .data = gs,
     };
