@@ -47,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include <lode/errno.h>
 
@@ -617,9 +618,13 @@ static int splice_some(struct cconn *cc, struct ccall *call, size_t left)
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN) {
-            /* The socket is empty or the pipe full: only the second ends splicing. */
+            /* The socket is empty or the pipe full: only the second ends splicing. A socket
+             * that has bytes splice will not take (nothing moved, pipe not full) ends it too,
+             * or the level-triggered poll would call us back forever. */
             struct pollfd p = {.fd = call->pipe_wr, .events = POLLOUT};
-            if (poll(&p, 1, 0) == 0)
+            int avail = 0;
+            if (poll(&p, 1, 0) == 0 ||
+                (!moved && ioctl(fd, FIONREAD, &avail) == 0 && avail > 0))
                 call->splice_off = 1;
             break;
         }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <uv.h>
 
 #include "common/log.h"
@@ -144,6 +145,20 @@ static int start(struct app *app)
     return 0;
 }
 
+/* Every client connection, node connection and spliced GET's pipe is a descriptor, and the
+ * default soft limit (often 1024) is below max-connections: use what the hard limit allows. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rlim_t old = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? (rlim_t)1 << 20 : rl.rlim_max;
+    if (rl.rlim_cur > old && setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        LOG_DEBUG(LOG_CTX, "descriptor limit raised from %llu to %llu", (unsigned long long)old,
+                  (unsigned long long)rl.rlim_cur);
+}
+
 int main(int argc, char **argv)
 {
     struct app app;
@@ -159,6 +174,7 @@ int main(int argc, char **argv)
         return 1;
     }
     gw_config_log_warnings(&app.cfg);
+    raise_nofile();
     struct cmn_err dc_err;
     cmn_err_clear(&dc_err);
     if (gw_config_dc_buildable(&app.cfg, &dc_err) != 0) {
