@@ -215,8 +215,11 @@ static void get_segs(void *data, const struct gw_objget_seg *segs, unsigned n, s
 {
     struct get_stream *gs = data;
     struct gw_s3_req *r = gs->r;
+    const struct gw_s3_metrics *m = r->w->ctx->metrics;
     (void)total;
     for (unsigned i = 0; i < n && !r->ended; i++) {
+        if (m)
+            cmn_counter_add(segs[i].fd < 0 ? m->get_buffered : m->get_spliced, segs[i].len);
         if (segs[i].fd < 0) {
             get_data(gs, segs[i].p, segs[i].len);
             continue;

@@ -52,7 +52,13 @@ int gw_s3_metrics_register(struct cmn_metrics *m, struct gw_s3_metrics *out)
                                           "result=\"hit\"", help);
     out->bucket_miss = cmn_metrics_counter(m, "lode_gateway_bucket_cache_total",
                                            "result=\"miss\"", help);
-    if (!out->bucket_hit || !out->bucket_miss)
+    static const char help_get[] = "GetObject body bytes sent to clients, spliced from the "
+                                   "nodes' sockets through pipes or from the gateway's memory";
+    out->get_spliced = cmn_metrics_counter(m, "lode_gateway_get_body_bytes_total",
+                                           "path=\"spliced\"", help_get);
+    out->get_buffered = cmn_metrics_counter(m, "lode_gateway_get_body_bytes_total",
+                                            "path=\"buffered\"", help_get);
+    if (!out->bucket_hit || !out->bucket_miss || !out->get_spliced || !out->get_buffered)
         return -ENOMEM;
     int rc = gw_fanout_metrics_register(m, &out->fanout);
     if (rc)

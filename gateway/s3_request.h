@@ -59,11 +59,14 @@
 struct gw_s3_metrics {
     struct cmn_counter *bucket_hit;    /* bucket checks answered by the worker's cache */
     struct cmn_counter *bucket_miss;   /* bucket checks that asked lode-meta */
+    struct cmn_counter *get_spliced;   /* GetObject body bytes sent from pipes (no copy) */
+    struct cmn_counter *get_buffered;  /* ... and from the gateway's memory */
     struct gw_gc_metrics gc;           /* the collector's (worker 0 with run_gc) */
     struct gw_fanout_metrics fanout;   /* fan-out GETs, declines, fallbacks */
 };
 
-/* Registers lode_gateway_bucket_cache_total{result=hit|miss} and the collector's
+/* Registers lode_gateway_bucket_cache_total{result=hit|miss},
+ * lode_gateway_get_body_bytes_total{path=spliced|buffered} and the collector's
  * lode_gateway_gc_* in m. Returns 0 or -ENOMEM. */
 int gw_s3_metrics_register(struct cmn_metrics *m, struct gw_s3_metrics *out);
 
