@@ -5,7 +5,10 @@
  *   object K+M stripes=N chunks=C          (a single-part object)
  *   part P K+M stripes=N chunks=C          (each part of a multipart object)
  *
- * where C counts the chunk references of every stripe. The meta addresses and the secret
+ * where C counts the chunk references of every stripe; with --nids after the key, each
+ * layout line is followed by one line per stripe, "stripe S NID..." (the node of each chunk,
+ * data chunks first; 0 for none), for tests that must pick a node by what it holds. The
+ * meta addresses and the secret
  * come from LODE_META and LODE_SECRET_FILE (as ops/quickstart.sh's env file sets them).
  * Exit status: 0 printed, 1 meta refused (no such object, ...), 2 usage or setup, 3 meta
  * unreachable. */
@@ -17,12 +20,22 @@
 #include "common/rpc_methods.h"
 #include "meta.pb-c.h"
 
+static int show_nids;
+
 static void print_layout(const char *what, const Lode__Layout *l)
 {
     size_t chunks = 0;
     for (size_t i = 0; i < l->n_stripes; i++)
         chunks += l->stripes[i]->n_chunks;
     printf("%s %u+%u stripes=%zu chunks=%zu\n", what, l->k, l->m, l->n_stripes, chunks);
+    for (size_t i = 0; show_nids && i < l->n_stripes; i++) {
+        printf("stripe %zu", i);
+        for (size_t c = 0; c < l->stripes[i]->n_chunks; c++) {
+            const Lode__ChunkRef *r = l->stripes[i]->chunks[c];
+            printf(" %u", r ? (unsigned)r->nid : 0u);
+        }
+        printf("\n");
+    }
 }
 
 static int read_secret(const char *path, char *buf, size_t cap, size_t *len)
@@ -42,8 +55,10 @@ int main(int argc, char **argv)
     const char *addrs = getenv("LODE_META"), *secret_file = getenv("LODE_SECRET_FILE");
     char secret[4096];
     size_t secret_len = 0;
-    if (argc != 3 || !addrs || !secret_file) {
-        fprintf(stderr, "usage: LODE_META=ADDRS LODE_SECRET_FILE=FILE object_layout BUCKET KEY\n");
+    show_nids = argc == 4 && strcmp(argv[3], "--nids") == 0;
+    if ((argc != 3 && !show_nids) || !addrs || !secret_file) {
+        fprintf(stderr, "usage: LODE_META=ADDRS LODE_SECRET_FILE=FILE object_layout BUCKET KEY "
+                        "[--nids]\n");
         return 2;
     }
     if (read_secret(secret_file, secret, sizeof(secret), &secret_len)) {
