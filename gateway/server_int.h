@@ -46,6 +46,8 @@ struct gw_req {
     uint64_t declared, written;    /* Content-Length framing: promised and queued bytes */
 };
 
+struct wreq;                       /* a queued write (server_req.c) */
+
 struct conn {
     struct worker *w;
     struct conn *prev, *next;      /* w->conns */
@@ -150,7 +152,6 @@ void srv_conn_close(struct conn *c, int reason);
 void srv_kick_cb(uv_idle_t *idle);
 
 /* server_req.c */
-struct wreq;
 /* Once the connection's socket is closed: fails the held writes (their callbacks fire with
  * LODE_ECLOSED). */
 void srv_sq_fail(struct conn *c);

@@ -15,10 +15,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <lode/errno.h>
 
@@ -258,7 +258,8 @@ static void sq_run(struct conn *c)
     if (c->closing)
         return;
     wpoll_stop(c);
-    if (c->shutdown_wanted && !c->sq_head && !c->writes_pending) {
+    if (c->shutdown_wanted) {
+        /* Nothing is held any more; uv_shutdown itself waits for libuv's queued writes. */
         srv_conn_shutdown(c);
         if (c->closing)
             return;

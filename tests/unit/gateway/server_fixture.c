@@ -53,6 +53,7 @@ struct hreq {
     unsigned quota;
     bool ended, timer_init, auth_ok;
     bool splice;                   /* /splice: every other piece goes through a pipe */
+    bool eager;                    /* /splice?end=1: all queued at once, finished at once */
     int pipes[2][2];
     int short_finish_rc;
     uv_timer_t timer;
@@ -136,7 +137,7 @@ static void dl_done(void *arg, int status)
  * the server's write callbacks are what let it. */
 static void dl_pump(struct hreq *h)
 {
-    while (!h->ended && h->inflight < 2 && h->sent < h->total) {
+    while (!h->ended && (h->eager || h->inflight < 2) && h->sent < h->total) {
         uint64_t n = h->total - h->sent < PIECE ? h->total - h->sent : PIECE;
         const uint8_t *src = sf_pattern + h->sent % 251;
         uint64_t piece = h->sent / PIECE;
@@ -153,7 +154,7 @@ static void dl_pump(struct hreq *h)
         h->inflight++;
         h->sent += n;
     }
-    if (!h->ended && h->sent == h->total && h->inflight == 0) {
+    if (!h->ended && h->sent == h->total && (h->inflight == 0 || h->eager)) {
         gw_req_finish(h->req);
         h->ended = true;
     }
@@ -220,6 +221,7 @@ static void h_on_request(struct gw_req *req)
         h->kind = K_DOWNLOAD;
         if (gw_str_eq(p, "/splice")) {
             h->splice = true;
+            h->eager = qnum(h->q, "end=", 0) == 1 && qnum(h->q, "n=", 0) <= 4 * PIECE;
             for (int i = 0; i < 2; i++) {
                 if (pipe2(h->pipes[i], O_NONBLOCK | O_CLOEXEC) != 0)
                     tap_bail("pipe2");

@@ -7,7 +7,8 @@
  *   /download?n=  streams n bytes of the pattern (byte k is k % 251), two 256 KiB writes
  *                 in flight at most; HEAD answers with the length only
  *   /splice?n=    the same, every other piece written into a pipe and sent from there
- *                 (gw_req_write_pipe)
+ *                 (gw_req_write_pipe); with end=1 (n up to 4 pieces) every piece is queued
+ *                 at once and the request finished before any write completes
  *   /chunked      a chunked response "hello chunked world" in three writes
  *   /short        promises 100 bytes, writes 10, finishes
  *   /hold         never answers; /hold-body reads the body and never answers
