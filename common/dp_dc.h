@@ -126,10 +126,10 @@ struct cmn_dp_dc_keys {
      "Local ACK timeout exponent of the DC initiators (4.096us x 2^n); with dc-retry it sets "   \
      "the drain bound the fence waits (2148 ms at 16 and 7).",                                   \
      0, 1, 31},                                                                                  \
-    {"dc-retry", CMN_CONF_INT, OFF(dc_keys.retry), "7", "Transport retries of the DC initiators.", \
-     0, 0, 7},                                                                                   \
-    {"dc-hop-limit", CMN_CONF_INT, OFF(dc_keys.hop_limit), "64", "GRH hop limit of dc packets.", 0, \
-     1, 255},                                                                                    \
+    {"dc-retry", CMN_CONF_INT, OFF(dc_keys.retry), "7",                                        \
+     "Transport retries of the DC initiators.", 0, 0, 7},                                        \
+    {"dc-hop-limit", CMN_CONF_INT, OFF(dc_keys.hop_limit), "64",                                \
+     "GRH hop limit of dc packets.", 0, 1, 255},                                                 \
     {"dc-traffic-class", CMN_CONF_INT, OFF(dc_keys.traffic_class), "96",                         \
      "GRH traffic class of dc packets (DSCP << 2 | ECN); 96 is NVIDIA's (DSCP 24).", 0, 0,       \
      255},                                                                                       \

@@ -605,7 +605,8 @@ static int splice_some(struct cconn *cc, struct ccall *call, size_t left)
     size_t moved = 0;
     int err = 0;
     while (left > 0) {
-        ssize_t n = splice(fd, NULL, call->pipe_wr, NULL, left, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        ssize_t n = splice(fd, NULL, call->pipe_wr, NULL, left,
+                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n > 0) {
             moved += (size_t)n;
             left -= (size_t)n;

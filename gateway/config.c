@@ -350,7 +350,8 @@ static int derive_rdma(struct gw_config *cfg, struct cmn_err *err)
 
 static int derive_dc(struct gw_config *cfg, struct cmn_err *err)
 {
-    return cmn_dp_dc_config_from_keys(&cfg->dc_keys, &cfg->dc, &cfg->dc_enabled, &cfg->dc_key_public, err);
+    return cmn_dp_dc_config_from_keys(&cfg->dc_keys, &cfg->dc, &cfg->dc_enabled,
+                                      &cfg->dc_key_public, err);
 }
 
 int gw_config_dc_buildable(const struct gw_config *cfg, struct cmn_err *err)

@@ -281,7 +281,8 @@ static int derive_rdma_advertise(struct node_config *cfg, struct cmn_err *err)
 
 static int derive_dc(struct node_config *cfg, struct cmn_err *err)
 {
-    return cmn_dp_dc_config_from_keys(&cfg->dc_keys, &cfg->dc, &cfg->dc_enabled, &cfg->dc_key_public, err);
+    return cmn_dp_dc_config_from_keys(&cfg->dc_keys, &cfg->dc, &cfg->dc_enabled,
+                                      &cfg->dc_key_public, err);
 }
 
 int node_config_dc_buildable(const struct node_config *cfg, struct cmn_err *err)

@@ -87,7 +87,7 @@ static void copy_release(struct store_op *op, int status)
     cp->inflight--;
     cp->bytes_inflight -= op->size;
     store_vol_unref(op->src);
-    node_io_free(op->buf);
+    node_io_buf_put(op->buf, op->buf_cap, op->st->max_bs);
     free(op);
 }
 
@@ -162,16 +162,18 @@ static int start_copy(struct store_compact *cp, struct store_entry *e)
     struct node_store *st = d->st;
     uint64_t size = store_rec_size(d, e->length);
     struct store_op *op = calloc(1, sizeof(*op));
-    uint8_t *buf = node_io_alloc(size, st->max_bs);
+    size_t cap = 0;
+    uint8_t *buf = node_io_buf_get(size, st->max_bs, &cap); /* a chunk record: recycled */
     if (!op || !buf) {
         free(op);
-        node_io_free(buf);
+        node_io_buf_put(buf, cap, st->max_bs);
         return -ENOMEM;
     }
     op->st = st;
     op->disk = d;
     op->kind = OP_COPY;
     op->buf = buf;
+    op->buf_cap = cap;
     op->size = size;
     op->cp = cp;
     op->src = cp->v;

@@ -200,7 +200,8 @@ struct store_op {
     struct store_vol *vol;       /* where it was appended (a reference), or NULL */
     enum store_op_kind kind;
     uint8_t *buf;                /* record image, aligned (node_io_alloc) */
-    size_t buf_cap;              /* nonzero: from node_io_buf_get (a put's record) */
+    size_t buf_cap;              /* nonzero: from node_io_buf_get (a put's or a compaction
+                                    copy's record) */
     uint64_t size;               /* bytes written */
     uint64_t off;
     struct node_record_header rh;/* host order; seq assigned when appended unless keep_seq */

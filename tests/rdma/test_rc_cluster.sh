@@ -234,8 +234,10 @@ ok $? "... with the object in the body"
 # first stripe, so that at least that stripe needs the gateway's decoding.
 nid=$(LODE_META=$meta LODE_SECRET_FILE=$state/cluster.secret \
     "$builddir/tests/lib/object_layout" rcbucket "o$big" --nids | awk '$1 == "stripe" && $2 == 0 { print $3 }')
-victim=$(lodectl node list 2>/dev/null | awk -v n="$nid" '$1 == n { sub("rack", "", $4); print $4 }')
-case "$victim" in [1-3]) ;; *) diag "no node for nid '$nid'"; victim=3 ;; esac
+victim=$(lodectl node list 2>/dev/null |
+    awk -v n="$nid" '$1 == n { sub("rack", "", $4); print $4 }')
+case "$victim" in [1-3]) found=0 ;; *) found=1 victim=3 ;; esac
+ok $found "the node holding data chunk 0 of the first stripe is known (nid '$nid', node $victim)"
 kill -9 "$(cat "$state/node$victim/pid")"
 for n in 1048581 $big; do
     rc_get "node $victim down, $n bytes" "o$n" "$tmp/deg$n"
