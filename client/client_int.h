@@ -106,6 +106,24 @@ void lc_copy_header(const struct lc_http_resp *r, const char *name, char *dst, s
 
 /* ---- get.c ---- */
 
+/* A result's start (zeroed, transport HTTP) and end (status, message, the thread's last
+ * error). lc_result_finish returns rc. */
+void lc_result_init(struct lode_result *res);
+int lc_result_finish(struct lode_result *res, int rc, const struct cmn_err *err);
+
+/* What a PUT writes: an object (query NULL) or a part of a multipart upload (query
+ * "partNumber=N&uploadId=ID"). `what` names the operation in messages ("PUT", "UploadPart"). */
+struct lc_put_target {
+    const char *bucket, *key;
+    const char *query;
+    const char *what;
+};
+
+/* lode_put for either target: rc staged where usable, else a body; the fallback rules of
+ * lode_put. Fills res entirely and returns its status. */
+int lc_put(lode_client *c, const struct lc_put_target *t, lode_buf *buf, uint64_t buf_offset,
+           uint64_t length, const struct lode_put_opts *opts, struct lode_result *res);
+
 /* A GET as lode_get resolved it. */
 struct lc_get_args {
     const char *bucket, *key;
@@ -144,13 +162,14 @@ void lc_fanout_destroy(struct lc_fanout *f);
 int lc_fanout_get(lode_client *c, const struct lc_get_args *a, struct lode_result *res,
                   enum lode_fallback *why, bool *served_by_body, struct cmn_err *err);
 
-/* Tries a staged rc PUT (transport RC or AUTO, host or device memory, at least 1 byte): registers
- * [buf + off, + len) as a window the gateway RDMA-READs, and sends the PUT with an rc1 token
+/* Tries a staged rc PUT or UploadPart (transport RC or AUTO, host or device memory, at least
+ * 1 byte): registers [buf + off, + len) as a window the gateway RDMA-READs, and sends the
+ * request with an rc1 token
  * and no body. Returns 0 (stored; res->etag, res->bytes, res->transport set), LC_FALLBACK
  * (not served, nothing stored: *why and err say why; LODE_FALLBACK_UNAVAILABLE and _SESSION
  * mean rc is not usable here; the window is deregistered, so the caller may send a plain
  * PUT), or a negative code (final). */
-int lc_fanout_put(lode_client *c, const char *bucket, const char *key, lode_buf *buf,
+int lc_fanout_put(lode_client *c, const struct lc_put_target *t, lode_buf *buf,
                   uint64_t off, uint64_t len, const struct lode_put_opts *opts,
                   struct lode_result *res, enum lode_fallback *why, struct cmn_err *err);
 

@@ -764,7 +764,7 @@ int lc_fanout_get(lode_client *c, const struct lc_get_args *a, struct lode_resul
     return rc;
 }
 
-int lc_fanout_put(lode_client *c, const char *bucket, const char *key, lode_buf *buf,
+int lc_fanout_put(lode_client *c, const struct lc_put_target *t, lode_buf *buf,
                   uint64_t off, uint64_t len, const struct lode_put_opts *opts,
                   struct lode_result *res, enum lode_fallback *why, struct cmn_err *err)
 {
@@ -803,8 +803,9 @@ int lc_fanout_put(lode_client *c, const char *bucket, const char *key, lode_buf 
      * gateway RDMA-READs the window and answers once the object is stored (or not). */
     struct lc_s3_req q = {
         .method = "PUT",
-        .bucket = bucket,
-        .key = key,
+        .bucket = t->bucket,
+        .key = t->key,
+        .query = t->query,
         .content_type = opts ? opts->content_type : NULL,
         .send_length = true,
         .content_length = 0,
@@ -814,7 +815,7 @@ int lc_fanout_put(lode_client *c, const char *bucket, const char *key, lode_buf 
     rc = lc_call_start(c, &q, NULL, 0, NULL, &call, err);
     explicit_bzero(token, sizeof(token));
     if (rc) {
-        cmn_err_wrap(err, "PUT (rc)");
+        cmn_err_wrap(err, "%s (rc)", t->what);
         goto out;
     }
     int st = call.resp->status;
@@ -841,7 +842,7 @@ int lc_fanout_put(lode_client *c, const char *bucket, const char *key, lode_buf 
         rc = LC_FALLBACK;
     } else if (st >= 300) {
         char code[64] = "";
-        rc = lc_call_fail(c, &call, "PUT", code, sizeof(code), err);
+        rc = lc_call_fail(c, &call, t->what, code, sizeof(code), err);
         if (reply == 501) {
             *why = LODE_FALLBACK_DECLINED;
             rc = LC_FALLBACK;
@@ -854,8 +855,8 @@ int lc_fanout_put(lode_client *c, const char *bucket, const char *key, lode_buf 
             rc = LC_FALLBACK;
         }
     } else {
-        rc = cmn_err_set(err, LODE_ERR_PROTOCOL, "PUT (rc): HTTP %d with x-amz-rdma-reply %d",
-                         st, reply);
+        rc = cmn_err_set(err, LODE_ERR_PROTOCOL, "%s (rc): HTTP %d with x-amz-rdma-reply %d",
+                         t->what, st, reply);
     }
     lc_call_end(c, &call);
 out:

@@ -8,14 +8,14 @@
 #include "client/client_int.h"
 #include "client/parse.h"
 
-static void result_init(struct lode_result *res)
+void lc_result_init(struct lode_result *res)
 {
     memset(res, 0, sizeof(*res));
     res->transport = LODE_TRANSPORT_HTTP;
 }
 
 /* The call's final bookkeeping: status, message, thread's last error. */
-static int result_finish(struct lode_result *res, int rc, const struct cmn_err *err)
+int lc_result_finish(struct lode_result *res, int rc, const struct cmn_err *err)
 {
     res->status = rc;
     if (rc) {
@@ -207,12 +207,12 @@ int lode_get(lode_client *c, const char *bucket, const char *key,
     struct lode_result local;
     if (!res)
         res = &local;
-    result_init(res);
+    lc_result_init(res);
     struct cmn_err err;
     cmn_err_clear(&err);
     int rc = hold_args("lode_get", c, bucket, key, buf, buf_offset, 0, &err);
     if (rc)
-        return result_finish(res, rc, &err);
+        return lc_result_finish(res, rc, &err);
     struct lc_get_args a = {
         .bucket = bucket,
         .key = key,
@@ -274,33 +274,30 @@ int lode_get(lode_client *c, const char *bucket, const char *key,
         res->bytes = 0;
         res->offset = 0;
     }
-    return result_finish(res, rc, &err);
+    return lc_result_finish(res, rc, &err);
 }
 
-int lode_put(lode_client *c, const char *bucket, const char *key, lode_buf *buf,
-             uint64_t buf_offset, uint64_t length, const struct lode_put_opts *opts,
-             struct lode_result *res)
+int lc_put(lode_client *c, const struct lc_put_target *t, lode_buf *buf, uint64_t buf_offset,
+           uint64_t length, const struct lode_put_opts *opts, struct lode_result *res)
 {
-    struct lode_result local;
-    if (!res)
-        res = &local;
-    result_init(res);
+    lc_result_init(res);
     struct cmn_err err;
     cmn_err_clear(&err);
-    int rc = hold_args("lode_put", c, bucket, key, buf, buf_offset, length, &err);
+    int rc = hold_args(t->query ? "lode_upload_part" : "lode_put", c, t->bucket, t->key, buf,
+                       buf_offset, length, &err);
     if (rc)
-        return result_finish(res, rc, &err);
+        return lc_result_finish(res, rc, &err);
     if (c->transport == LODE_TRANSPORT_RC || c->transport == LODE_TRANSPORT_AUTO) {
         /* A staged upload: the gateway reads the bytes out of the buffer over RDMA. */
         enum lode_fallback why = LODE_FALLBACK_NONE;
         struct cmn_err ferr;
         cmn_err_clear(&ferr);
-        rc = lc_fanout_put(c, bucket, key, buf, buf_offset, length, opts, res, &why, &ferr);
+        rc = lc_fanout_put(c, t, buf, buf_offset, length, opts, res, &why, &ferr);
         if (rc == 0 || rc != LC_FALLBACK) {
             if (rc)
                 err = ferr;
             lc_buf_release(buf);
-            return result_finish(res, rc, &err);
+            return lc_result_finish(res, rc, &err);
         }
         rc = 0;
         /* AUTO only prefers rc: where it is not usable a plain PUT is simply the transport;
@@ -342,8 +339,9 @@ int lode_put(lode_client *c, const char *bucket, const char *key, lode_buf *buf,
     if (rc == 0) {
         struct lc_s3_req q = {
             .method = "PUT",
-            .bucket = bucket,
-            .key = key,
+            .bucket = t->bucket,
+            .key = t->key,
+            .query = t->query,
             .content_type = opts ? opts->content_type : NULL,
             .send_length = true,
             .content_length = length,
@@ -361,14 +359,23 @@ int lode_put(lode_client *c, const char *bucket, const char *key, lode_buf *buf,
                 if (rc == 0)
                     res->bytes = length;
             } else {
-                rc = lc_call_fail(c, &call, "PUT", NULL, 0, &err);
+                rc = lc_call_fail(c, &call, t->what, NULL, 0, &err);
             }
             lc_call_end(c, &call);
         }
     }
     rc = stage_end(stage, rc, &err);
     lc_buf_release(buf);
-    return result_finish(res, rc, &err);
+    return lc_result_finish(res, rc, &err);
+}
+
+int lode_put(lode_client *c, const char *bucket, const char *key, lode_buf *buf,
+             uint64_t buf_offset, uint64_t length, const struct lode_put_opts *opts,
+             struct lode_result *res)
+{
+    struct lode_result local;
+    struct lc_put_target t = {.bucket = bucket, .key = key, .what = "PUT"};
+    return lc_put(c, &t, buf, buf_offset, length, opts, res ? res : &local);
 }
 
 int lode_head(lode_client *c, const char *bucket, const char *key, struct lode_result *res)
@@ -376,14 +383,14 @@ int lode_head(lode_client *c, const char *bucket, const char *key, struct lode_r
     struct lode_result local;
     if (!res)
         res = &local;
-    result_init(res);
+    lc_result_init(res);
     struct cmn_err err;
     cmn_err_clear(&err);
     if (!c)
-        return result_finish(res, cmn_err_set(&err, -EINVAL, "lode_head: no client"), &err);
+        return lc_result_finish(res, cmn_err_set(&err, -EINVAL, "lode_head: no client"), &err);
     int rc = lc_s3_check_names(bucket, key, &err);
     if (rc)
-        return result_finish(res, rc, &err);
+        return lc_result_finish(res, rc, &err);
     struct lc_s3_req q = {.method = "HEAD", .bucket = bucket, .key = key};
     struct lc_call call;
     rc = lc_call_start(c, &q, NULL, 0, NULL, &call, &err);
@@ -408,5 +415,5 @@ int lode_head(lode_client *c, const char *bucket, const char *key, struct lode_r
         }
         lc_call_end(c, &call);
     }
-    return result_finish(res, rc, &err);
+    return lc_result_finish(res, rc, &err);
 }

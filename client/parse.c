@@ -720,3 +720,48 @@ out:
     free(x);
     return rc;
 }
+
+int lc_s3_result_field(const char *doc, size_t n, const char *root, const char *field,
+                       char *out, size_t cap)
+{
+    if (cap)
+        out[0] = '\0';
+    if (n > 64 * 1024 || cap == 0)
+        return LODE_EBADMSG;
+    struct xml *x = malloc(sizeof(*x));
+    if (!x)
+        return -ENOMEM;
+    xml_init(x, doc, n);
+    enum xml_tok t;
+    int rc = LODE_EBADMSG;
+    bool found = false;
+    if (xml_next(x, &t) || t != XML_START || strcmp(x->name, root) != 0)
+        goto out;
+    for (;;) {
+        if (xml_next(x, &t) || t == XML_TEXT)
+            goto out;
+        if (t == XML_END)
+            break;
+        if (strcmp(x->name, field) != 0) {
+            if (xml_skip(x))
+                goto out;
+            continue;
+        }
+        /* Once, not empty, printable, and whole: a truncated upload id names nothing. */
+        if (found || xml_leaf(x) || x->text_len == 0 || x->text_len >= cap)
+            goto out;
+        for (size_t i = 0; i < x->text_len; i++)
+            if ((unsigned char)x->text[i] < 0x20 || (unsigned char)x->text[i] >= 0x7f)
+                goto out;
+        memcpy(out, x->text, x->text_len + 1);
+        found = true;
+    }
+    /* Nothing may follow the root but whitespace and comments. */
+    if (found && xml_next(x, &t) == 0 && t == XML_EOF)
+        rc = 0;
+out:
+    if (rc)
+        out[0] = '\0';
+    free(x);
+    return rc;
+}

@@ -92,4 +92,12 @@ void lc_session_free(struct lc_session *s);
 int lc_s3_error_parse(const char *doc, size_t n, char *code, size_t code_cap, char *msg,
                          size_t msg_cap);
 
+/* The text of the child `field` of the root element `root` of a result document
+ * (<InitiateMultipartUploadResult>..<UploadId>ID</UploadId>..): exactly one such child,
+ * 1..cap-1 printable ASCII bytes (never truncated). Other children are skipped. Returns 0,
+ * or LODE_EBADMSG (another root, the field missing, repeated, empty, too long or not
+ * printable, a malformed document; out is then ""), -ENOMEM. */
+int lc_s3_result_field(const char *doc, size_t n, const char *root, const char *field,
+                       char *out, size_t cap);
+
 #endif

@@ -214,6 +214,46 @@ int lode_put(lode_client *c, const char *bucket, const char *key, lode_buf *buf,
              uint64_t buf_offset, uint64_t length, const struct lode_put_opts *opts,
              struct lode_result *res);
 
+/* ---- multipart uploads ----
+ * For objects above one PUT's limit (the gateway's max-put-size, 5 GiB by default) or written
+ * in parallel. lode_upload_create starts an upload (S3 CreateMultipartUpload); parts
+ * 1..10000 are then written with lode_upload_part, in any order, from any number of threads
+ * at once; each part but the last must be at least 5 MiB (the server checks this when the
+ * upload completes: EntityTooSmall). Nothing is visible under the key until
+ * lode_upload_complete, which assembles the parts written through the handle in part-number
+ * order (the object's ETag is then "<hex>-<parts>"). lode_upload_abort discards them. An
+ * upload neither completed nor aborted keeps its parts' space on the server until an abort
+ * (any S3 client can send one: lode_upload_id names it). Every handle must be completed or
+ * aborted before its client is destroyed. */
+typedef struct lode_upload lode_upload;
+
+/* Starts an upload of bucket/key; opts->content_type becomes the object's. Returns 0 and
+ * *out, or a negative code (*out NULL). */
+int lode_upload_create(lode_client *c, const char *bucket, const char *key,
+                       const struct lode_put_opts *opts, lode_upload **out,
+                       struct lode_result *res);
+
+/* The server's id of the upload (valid while the handle is). "" for NULL. */
+const char *lode_upload_id(const lode_upload *u);
+
+/* Writes `length` bytes at buf_offset of buf as part `part_number` (1..10000), with the
+ * transports and fallback rules of lode_put (rc: the gateway reads the part out of the
+ * buffer). Writing a number again replaces that part. res->etag gets the part's ETag.
+ * Returns 0 or a negative code (the upload goes on: the part may be written again). */
+int lode_upload_part(lode_upload *u, uint32_t part_number, lode_buf *buf, uint64_t buf_offset,
+                     uint64_t length, struct lode_result *res);
+
+/* Completes the upload with every part written through u (call it once all
+ * lode_upload_part calls have returned: -EBUSY otherwise). On success res->etag is the
+ * object's ETag and u is freed. On failure (e.g. LODE_ERR_HTTP with EntityTooSmall in the
+ * message) u stays valid: write parts again and retry, or abort. */
+int lode_upload_complete(lode_upload *u, struct lode_result *res);
+
+/* Aborts the upload (S3 AbortMultipartUpload: its parts are dropped) and frees u, even when
+ * the server could not be told (the returned code says so; the upload id was in
+ * lode_upload_id). -EBUSY, with u kept, while a part is being written. */
+int lode_upload_abort(lode_upload *u, struct lode_result *res);
+
 /* Called once per asynchronous request, on a liblode worker thread, with the request's
  * status and result (valid during the call only). It may submit new requests; it must not
  * destroy the client. */

@@ -210,6 +210,18 @@ rc_get "replaced" replaced "$tmp/rep.out"
 cmp -s "$tmp/new" "$tmp/rep.out"
 ok $? "replaced: the rc GET returns the rc PUT's bytes"
 
+# A multipart upload over rc: every part is a staged UploadPart the gateway RDMA-READs.
+head -c $((11 * 1048576 + 7)) /dev/urandom >"$tmp/mp"
+"$PUT" -q --transport rc --no-fallback --part-size 5M --jobs 2 --stats --verify "$tmp/mp" \
+    rcbucket mp 2>"$tmp/put.err"
+ok $? "a 3-part upload over rc (staged UploadParts, no fallback), verified by a plain GET" ||
+    diag "$(cat "$tmp/put.err")"
+is "$(stat_field transport "$tmp/put.err")" rc "... the gateway read the parts over rc"
+like "$(stat_field etag "$tmp/put.err")" '-3"$' "... the object has the ETag of 3 parts"
+rc_get "multipart" mp "$tmp/mp.out"
+cmp -s "$tmp/mp" "$tmp/mp.out"
+ok $? "multipart: the rc GET is byte-identical with the file"
+
 # ---- what the gateway refuses or declines (an independent client, no RDMA) ----
 # A well-formed rc1 token naming a session nobody connected (random sid).
 sid=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')

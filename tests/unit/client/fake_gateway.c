@@ -106,7 +106,7 @@ static struct obj *find(const char *path)
     return NULL;
 }
 
-static bool error_doc(int fd, int status, const char *code, const char *extra)
+bool fgw_error_doc(int fd, int status, const char *code, const char *extra)
 {
     char body[512];
     int n = snprintf(body, sizeof(body), "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>"
@@ -118,8 +118,7 @@ static bool error_doc(int fd, int status, const char *code, const char *extra)
     return true;
 }
 
-/* Checks the signature as the gateway would. */
-static bool sig_ok(const struct fs_request *r, bool *token_signed)
+bool fgw_sig_ok(const struct fs_request *r, bool *token_signed)
 {
     struct gw_header h[FS_MAX_HEADERS];
     for (size_t i = 0; i < r->n_headers; i++)
@@ -223,16 +222,16 @@ static bool fanout(int fd, const struct fs_request *r, const struct obj *o, cons
 {
     struct cmn_rdma_token t;
     if (cmn_rdma_token_parse(tok, strlen(tok), &t, NULL) != 0 || t.kind != CMN_RDMA_TCP)
-        return error_doc(fd, 400, "InvalidRDMAToken", NULL);
+        return fgw_error_doc(fd, 400, "InvalidRDMAToken", NULL);
     uint64_t first, len;
     bool ranged;
     int st = select_bytes(r, o, &first, &len, &ranged);
     if (st == 416)
-        return error_doc(fd, 416, "InvalidRange", NULL);
+        return fgw_error_doc(fd, 416, "InvalidRange", NULL);
     if (st == 400)
-        return error_doc(fd, 400, "InvalidArgument", NULL);
+        return fgw_error_doc(fd, 400, "InvalidArgument", NULL);
     if (!ranged && len > t.size)
-        return error_doc(fd, 400, "InvalidRequest", NULL);
+        return fgw_error_doc(fd, 400, "InvalidRequest", NULL);
     if (len > t.size)
         len = t.size;
     uint32_t prev_tag = G.last_tag;
@@ -243,9 +242,9 @@ static bool fanout(int fd, const struct fs_request *r, const struct obj *o, cons
     if (G.mode == MODE_DECLINE_BODY)
         return plain_body(fd, st, o, first, len, "x-amz-rdma-reply: 501\r\n");
     if (G.mode == MODE_DECLINE_501)
-        return error_doc(fd, 501, "RDMANotSupported", "x-amz-rdma-reply: 501\r\n");
+        return fgw_error_doc(fd, 501, "RDMANotSupported", "x-amz-rdma-reply: 501\r\n");
     if (G.mode == MODE_REFUSE_400)
-        return error_doc(fd, 400, "InvalidRDMAToken", NULL);
+        return fgw_error_doc(fd, 400, "InvalidRDMAToken", NULL);
     /* Stripes of 64 KiB round-robin over the sources. */
     uint64_t per[N_SRC] = {0};
     pthread_mutex_lock(&G.mu);
@@ -287,9 +286,9 @@ static bool fanout(int fd, const struct fs_request *r, const struct obj *o, cons
 static bool handler(int fd, const struct fs_request *r, void *data)
 {
     bool token_signed = false;
-    if (!sig_ok(r, &token_signed)) {
+    if (!fgw_sig_ok(r, &token_signed)) {
         G.bad_sigs++;
-        return error_doc(fd, 403, "SignatureDoesNotMatch", NULL);
+        return fgw_error_doc(fd, 403, "SignatureDoesNotMatch", NULL);
     }
     if (G.mode == MODE_SLOW)
         usleep(300 * 1000);
@@ -297,7 +296,7 @@ static bool handler(int fd, const struct fs_request *r, void *data)
         strcmp(r->query, "x-lode-session") == 0) {
         if (G.mode == MODE_NO_SESSION) {
             G.sessions++;
-            return error_doc(fd, 501, "NotImplemented", NULL);
+            return fgw_error_doc(fd, 501, "NotImplemented", NULL);
         }
         return session_doc(fd);
     }
@@ -321,7 +320,7 @@ static bool handler(int fd, const struct fs_request *r, void *data)
         return true;
     }
     if (!o)
-        return error_doc(fd, 404, "NoSuchKey", NULL);
+        return fgw_error_doc(fd, 404, "NoSuchKey", NULL);
     if (strcmp(r->method, "HEAD") == 0) {
         fs_printf(fd, "HTTP/1.1 200 OK\r\nETag: \"etag-%zu\"\r\nContent-Length: %zu\r\n\r\n",
                   o->len, o->len);
@@ -332,7 +331,7 @@ static bool handler(int fd, const struct fs_request *r, void *data)
         G.token_gets++;
         if (!token_signed) {
             G.unsigned_tokens++;
-            return error_doc(fd, 403, "AccessDenied", NULL);
+            return fgw_error_doc(fd, 403, "AccessDenied", NULL);
         }
         return fanout(fd, r, o, tok);
     }
@@ -341,9 +340,9 @@ static bool handler(int fd, const struct fs_request *r, void *data)
     bool ranged;
     int st = select_bytes(r, o, &first, &len, &ranged);
     if (st == 416)
-        return error_doc(fd, 416, "InvalidRange", NULL);
+        return fgw_error_doc(fd, 416, "InvalidRange", NULL);
     if (st == 400)
-        return error_doc(fd, 400, "InvalidArgument", NULL);
+        return fgw_error_doc(fd, 400, "InvalidArgument", NULL);
     return plain_body(fd, st, o, first, len, NULL);
 }
 

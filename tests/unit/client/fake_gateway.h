@@ -76,6 +76,13 @@ uint8_t pattern(uint64_t i);
 void send_frames(struct source *s, uint64_t base, uint32_t tag, uint64_t off,
                  const uint8_t *data, uint64_t len);
 
+/* Checks a request's SigV4 signature (AK/SK) as the gateway would; *token_signed says
+ * whether x-amz-rdma-token is among the signed headers. */
+bool fgw_sig_ok(const struct fs_request *r, bool *token_signed);
+
+/* Answers an S3 error document with `extra` header lines (or NULL). Returns true. */
+bool fgw_error_doc(int fd, int status, const char *code, const char *extra);
+
 /* A client of the fake gateway (bails out on failure). */
 lode_client *client(enum lode_transport t, uint32_t flags, uint32_t timeout_ms,
                     const char *secret);

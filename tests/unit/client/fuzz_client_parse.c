@@ -1,6 +1,7 @@
 /* Fuzz target: liblode's parsers of gateway output (client/parse.h): the session document,
- * S3 error documents, x-lode-sources, Content-Range, x-amz-rdma-reply and host:port. Any
- * input must give a result or a clean error, never a crash, a leak or unbounded memory. */
+ * S3 error and result documents, x-lode-sources, Content-Range, x-amz-rdma-reply and
+ * host:port. Any input must give a result or a clean error, never a crash, a leak or
+ * unbounded memory. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,11 +19,14 @@ static const char seed2[] = "<Error><Code>NoSuchKey</Code><Message>a &amp; b &#x
                             "</Error>";
 static const char seed3[] = "1=100, 2=200,2147483649=0";
 static const char seed4[] = "bytes 0-99/1000";
+static const char seed5[] = "<InitiateMultipartUploadResult><Bucket>b</Bucket><UploadId>a&amp;b"
+                            "</UploadId></InitiateMultipartUploadResult>";
 static const struct fuzz_seed seeds[] = {
     {(const uint8_t *)seed1, sizeof(seed1) - 1},
     {(const uint8_t *)seed2, sizeof(seed2) - 1},
     {(const uint8_t *)seed3, sizeof(seed3) - 1},
     {(const uint8_t *)seed4, sizeof(seed4) - 1},
+    {(const uint8_t *)seed5, sizeof(seed5) - 1},
 };
 
 const struct fuzz_seed *fuzz_seeds(size_t *n)
@@ -51,6 +55,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char code[64], msg[128];
     lc_s3_error_parse(s, size, code, sizeof(code), msg, sizeof(msg));
     if (strlen(code) >= sizeof(code) || strlen(msg) >= sizeof(msg))
+        __builtin_trap();
+    char id[32];
+    int rc = lc_s3_result_field(s, size, "InitiateMultipartUploadResult", "UploadId", id,
+                                sizeof(id));
+    if ((rc == 0 && (id[0] == '\0' || strlen(id) >= sizeof(id))) || (rc != 0 && id[0]))
         __builtin_trap();
     struct lc_src_bytes src[8];
     size_t n = 0;

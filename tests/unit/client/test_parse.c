@@ -238,6 +238,50 @@ static void test_error_doc(void)
            "errdoc: other root");
 }
 
+static void test_result_field(void)
+{
+    static const char R[] = "InitiateMultipartUploadResult";
+    char id[16];
+    static const char doc[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                              "<InitiateMultipartUploadResult xmlns=\"http://s3\"><Bucket>b"
+                              "</Bucket><Key>k</Key><UploadId>ab&amp;c+/=</UploadId>"
+                              "</InitiateMultipartUploadResult>\n";
+    is_int(lc_s3_result_field(S(doc), R, "UploadId", id, sizeof(id)), 0, "result: parsed");
+    is_str(id, "ab&c+/=", "result: the field's text, entities decoded");
+    static const char etag[] = "<CompleteMultipartUploadResult><ETag>&quot;x-2&quot;</ETag>"
+                               "</CompleteMultipartUploadResult>";
+    is_int(lc_s3_result_field(S(etag), "CompleteMultipartUploadResult", "ETag", id, sizeof(id)),
+           0, "result: an ETag");
+    is_str(id, "\"x-2\"", "result: quotes kept");
+    static const struct {
+        const char *doc, *why;
+    } bad[] = {
+        {"<InitiateMultipartUploadResult><Bucket>b</Bucket></InitiateMultipartUploadResult>",
+         "field missing"},
+        {"<InitiateMultipartUploadResult><UploadId>a</UploadId><UploadId>b</UploadId>"
+         "</InitiateMultipartUploadResult>", "field twice"},
+        {"<InitiateMultipartUploadResult><UploadId></UploadId></InitiateMultipartUploadResult>",
+         "field empty"},
+        {"<InitiateMultipartUploadResult><UploadId>0123456789abcdef</UploadId>"
+         "</InitiateMultipartUploadResult>", "field longer than the buffer (never truncated)"},
+        {"<InitiateMultipartUploadResult><UploadId>a&#10;b</UploadId>"
+         "</InitiateMultipartUploadResult>", "a control character"},
+        {"<InitiateMultipartUploadResult><UploadId><X/></UploadId>"
+         "</InitiateMultipartUploadResult>", "field with children"},
+        {"<Error><UploadId>a</UploadId></Error>", "another root"},
+        {"<InitiateMultipartUploadResult><UploadId>a</UploadId>", "truncated"},
+        {"<InitiateMultipartUploadResult><UploadId>a</UploadId></InitiateMultipartUploadResult>"
+         "<X/>", "content after the root"},
+        {"", "empty"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        strcpy(id, "junk");
+        int rc = lc_s3_result_field(bad[i].doc, strlen(bad[i].doc), R, "UploadId", id,
+                                    sizeof(id));
+        ok(rc == LODE_EBADMSG && id[0] == '\0', "result refused: %s", bad[i].why);
+    }
+}
+
 int main(void)
 {
     test_u64();
@@ -247,5 +291,6 @@ int main(void)
     test_hostport();
     test_session();
     test_error_doc();
+    test_result_field();
     return tap_done();
 }
