@@ -87,11 +87,12 @@ int lode_upload_create(lode_client *c, const char *bucket, const char *key,
     if (rc)
         return lc_result_finish(res, rc, &err);
     lode_upload *u = calloc(1, sizeof(*u));
+    if (u)
+        pthread_mutex_init(&u->mu, NULL);
     if (!u || !(u->bucket = strdup(bucket)) || !(u->key = strdup(key))) {
         upload_free(u);
         return lc_result_finish(res, cmn_err_set(&err, -ENOMEM, "out of memory"), &err);
     }
-    pthread_mutex_init(&u->mu, NULL);
     u->c = c;
     struct lc_s3_req q = {
         .method = "POST",

@@ -772,8 +772,13 @@ static int register_transport(struct cmn_metrics *m, enum gw_fo_transport tr,
                                     "bytes the gateway reads out of the client's window.");
     out->put_bytes = cmn_metrics_counter(m, "lode_gateway_rdma_put_bytes_total", l,
                                          "Bytes staged uploads read out of client windows.");
+    out->put_failures = cmn_metrics_counter(m, "lode_gateway_rdma_put_failures_total", l,
+                                            "Staged uploads failed because reading the "
+                                            "client's window failed (500 "
+                                            "RDMATransferFailed, nothing stored).");
     if (!out->requests || !out->bytes_nodes || !out->bytes_gateway || !out->node_failures ||
-        !out->node_latency || !out->fallbacks || !out->puts || !out->put_bytes)
+        !out->node_latency || !out->fallbacks || !out->puts || !out->put_bytes ||
+        !out->put_failures)
         return -ENOMEM;
     return 0;
 }

@@ -530,7 +530,9 @@ static void rcput_maybe_free(struct gw_rc_put *p)
     free(p);
 }
 
-/* Ends the body with the failure (once): the upload fails with 500 and commits nothing. */
+/* Ends the body with the failure (once): the upload fails and commits nothing. -EAGAIN (the
+ * worker's dc queue stayed full with none of this upload's READs in flight) is 503 SlowDown,
+ * which clients retry; anything else 500 RDMATransferFailed. */
 static void rcput_fail(struct gw_rc_put *p, int status)
 {
     if (p->failed)
@@ -541,13 +543,16 @@ static void rcput_fail(struct gw_rc_put *p, int status)
     p->ended = true;
     if (p->dc)
         feed_dc(p->r->w);
+    if (p->m)
+        cmn_counter_add(p->m->put_failures, 1);
     char msg[200];
     snprintf(msg, sizeof(msg), "Reading the upload out of the client's memory over RDMA "
              "failed after %" PRIu64 " of %" PRIu64 " bytes: %s; nothing was stored.",
              p->next_feed, p->size, lode_strerror(status));
     LOG_INFO(LOG_CTX, "%s %s /%s/%s: %s", gw_req_id(p->r->req),
              gw_s3_op_name(p->r->route.op), p->r->route.bucket, p->r->route.key, msg);
-    gw_s3_body_feed_end(p->r, GW_S3_RDMA_TRANSFER_FAILED, msg);
+    gw_s3_body_feed_end(p->r, status == -EAGAIN ? GW_S3_SLOW_DOWN : GW_S3_RDMA_TRANSFER_FAILED,
+                        msg);
 }
 
 static void rcput_pump(struct gw_rc_put *p);
@@ -575,8 +580,7 @@ static int rcput_read(struct gw_rc_put *p, struct rcput_slot *sl)
 {
     if (p->dc) {
 #ifdef HAVE_MLX5DV
-        /* dc addresses by window offset; -EAGAIN (the worker's queue is full) fails the
-         * upload like any refused READ: nothing has been committed. */
+        /* dc addresses by window offset; -EAGAIN: the worker's queue is full (rcput_pump). */
         return cmn_dp_dc_read(p->dc, &p->dctok, sl->off, sl->buf, sl->len, rcput_on_read, sl);
 #else
         return -EPROTONOSUPPORT;
@@ -640,6 +644,11 @@ static void rcput_pump(struct gw_rc_put *p)
         sl->fed = 0;
         sl->state = SLOT_READING;
         int rc = rcput_read(p, sl);
+        if (rc == -EAGAIN && p->reads > 0) {
+            /* The dc queue is full: a READ of ours completes and pumps again. */
+            sl->state = SLOT_FREE;
+            break;
+        }
         if (rc != 0) {
             sl->state = SLOT_FREE;
             rcput_fail(p, rc);

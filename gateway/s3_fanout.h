@@ -83,7 +83,8 @@ bool gw_s3_rdma_put_ready(struct gw_s3_req *r, struct gw_s3_rdma *rd);
  * gw_s3_body_start_external to on_data/on_end (see s3_request.h). *out is the reader, which
  * the caller hands back with gw_s3_rdma_put_detach when its state goes. Returns false
  * after failing the request (then *out is NULL). A failed or refused READ ends the body with
- * 500 RDMATransferFailed. */
+ * 500 RDMATransferFailed (503 SlowDown when the dc queue stays full with no READ of the
+ * upload in flight). */
 bool gw_s3_rdma_put_start(struct gw_s3_req *r, const struct gw_s3_rdma *rd,
                           gw_s3_data_cb on_data, gw_s3_end_cb on_end, struct gw_rc_put **out);
 

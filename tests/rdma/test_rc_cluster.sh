@@ -3,18 +3,20 @@
 # cluster runs (3 lode-meta and a lode-gateway from ops/quickstart.sh, 3 lode-nodes started
 # here), the nodes and the gateway's workers with rc listeners on rxe0's address; lode-put and
 # lode-get with --transport rc run on rxe1's address. Objects of several sizes go in over rc
-# (staged PUTs the gateway RDMA-READs) and come back over rc (RDMA WRITEs from the nodes and
-# the gateway) whole and ranged, then degraded with one of the three nodes of a 2+1 bucket
-# killed; every result must be byte-identical with the file and with a plain HTTP GET made by
-# an independent client (Python's standard library). SKIPs, with the reason, only where no
-# guest can run here (vm.sh --check exit 77).
+# (staged PUTs the gateway RDMA-READs, a multipart upload of staged parts; READs the client's
+# NIC refuses fail the PUT and store nothing) and come back over rc (RDMA WRITEs from the
+# nodes and the gateway) whole and ranged, then degraded with one of the three nodes of a
+# 2+1 bucket killed; every result must be byte-identical with the file and with a plain HTTP
+# GET made by an independent client (Python's standard library). SKIPs, with the reason,
+# only where no guest can run here (vm.sh --check exit 77).
 srcdir=${LODE_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 builddir=$(cd "${LODE_BUILDDIR:-.}" && pwd)
 . "$srcdir/tests/lib/tap.sh"
 
 # ---- on the host: boot a guest that runs this script ----
 if [ "${LODE_RDMA_VM:-0}" != 1 ]; then
-    for b in lode-meta lode-node lode-gateway lodectl lode-get lode-put tests/lib/object_layout; do
+    for b in lode-meta lode-node lode-gateway lodectl lode-get lode-put tests/lib/object_layout \
+        tests/rdma/rc_bad_put; do
         [ -x "$builddir/$b" ] || tap_bail "$builddir/$b not built"
     done
     reason=$("$srcdir/tests/rdma/vm.sh" --check 2>&1)
@@ -221,6 +223,29 @@ like "$(stat_field etag "$tmp/put.err")" '-3"$' "... the object has the ETag of 
 rc_get "multipart" mp "$tmp/mp.out"
 cmp -s "$tmp/mp" "$tmp/mp.out"
 ok $? "multipart: the rc GET is byte-identical with the file"
+
+# ---- staged PUTs whose RDMA READ the client's NIC refuses: 500, no ETag, nothing stored ----
+# rc_bad_put does what liblode does, but names another rkey than the window's (a forged or
+# stale token), or registers the window without remote-read access.
+"$PUT" -q --transport http "$tmp/f4097" rcbucket guarded 2>/dev/null
+ok $? "an object to protect, written over HTTP"
+for mode in rkey noread; do
+    out=$("$builddir/tests/rdma/rc_bad_put" $mode rcbucket guarded 3000000 2>"$tmp/bad.err")
+    is "$out" "500 RDMATransferFailed -" \
+        "READ refused ($mode): 500 RDMATransferFailed and no ETag" || diag "$(cat "$tmp/bad.err")"
+    is "$(plain /rcbucket/guarded "$tmp/guarded")" 200 \
+        "READ refused ($mode): the object is still there"
+    cmp -s "$tmp/f4097" "$tmp/guarded"
+    ok $? "READ refused ($mode): ... unchanged"
+done
+"$PUT" -q --transport rc --no-fallback "$tmp/new" rcbucket guarded 2>"$tmp/put.err"
+ok $? "the next rc PUT to the same key succeeds" || diag "$(cat "$tmp/put.err")"
+rc_get "after the refused READs" guarded "$tmp/guarded.rc"
+cmp -s "$tmp/new" "$tmp/guarded.rc"
+ok $? "... and its bytes are what an rc GET returns"
+m=$(curl -s "http://127.0.0.1:$((base + 501))/metrics")
+like "$m" '^lode_gateway_rdma_put_failures_total\{transport="rc"\} 2$' \
+    "gateway: the two failed staged PUTs are counted"
 
 # ---- what the gateway refuses or declines (an independent client, no RDMA) ----
 # A well-formed rc1 token naming a session nobody connected (random sid).
