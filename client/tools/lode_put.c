@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "client/tools/tool.h"
+#include "client/tools/put_parts.h"
 
 static const char *prog = "lode-put";
 
@@ -72,116 +72,26 @@ static int slurp(int fd, char **out, size_t *len)
 #define AUTO_PART_ABOVE (5ull << 30)
 #define DEFAULT_PART (64ull << 20)
 #define MAX_PARTS 10000
-#define MAX_JOBS 64
 
-/* A multipart upload: workers take the next part number until none is left or one failed. */
-struct mp {
-    lode_upload *u;
-    lode_buf *reg;
-    uint64_t len, part_size;
-    uint32_t n_parts;
-    bool progress;
-    pthread_mutex_t mu;
-    uint32_t next, done;
-    int rc;                        /* the first failure */
-    struct lode_result fail;       /* its result */
-    bool fell_back;
-    struct lode_result fb;         /* a part's fallback, reported once */
-    enum lode_transport transport; /* what moved the first part */
-};
-
-static void *mp_worker(void *arg)
+/* The part size for len bytes: the one asked for (0: none), DEFAULT_PART above
+ * AUTO_PART_ABOVE, raised to a whole MiB where 10000 parts would not hold len. */
+static uint64_t part_size_for(uint64_t len, uint64_t asked, bool say)
 {
-    struct mp *m = arg;
-    for (;;) {
-        pthread_mutex_lock(&m->mu);
-        uint32_t n = m->rc ? m->n_parts + 1 : ++m->next;
-        pthread_mutex_unlock(&m->mu);
-        if (n > m->n_parts)
-            return NULL;
-        uint64_t off = (uint64_t)(n - 1) * m->part_size;
-        uint64_t len = m->len - off < m->part_size ? m->len - off : m->part_size;
-        struct lode_result r;
-        int rc = lode_upload_part(m->u, n, m->reg, off, len, &r);
-        pthread_mutex_lock(&m->mu);
-        if (rc && !m->rc) {
-            m->rc = rc;
-            m->fail = r;
-        }
-        if (!rc && r.fell_back && !m->fell_back) {
-            m->fell_back = true;
-            m->fb = r;
-        }
-        if (!rc && n == 1)
-            m->transport = r.transport;
-        uint32_t done = rc ? m->done : ++m->done;
-        pthread_mutex_unlock(&m->mu);
-        if (!rc && m->progress)
-            fprintf(stderr, "%s: part %" PRIu32 " of %" PRIu32 " written (%" PRIu32 " done)\n",
-                    prog, n, m->n_parts, done);
+    uint64_t ps = len == 0 ? 0 : asked ? asked : len > AUTO_PART_ABOVE ? DEFAULT_PART : 0;
+    if (ps && (len + ps - 1) / ps > MAX_PARTS) {
+        uint64_t mib = 1ull << 20;
+        ps = ((len + MAX_PARTS - 1) / MAX_PARTS + mib - 1) / mib * mib;
+        if (say)
+            fprintf(stderr, "%s: parts of %" PRIu64 " bytes (10000 parts at most)\n", prog, ps);
     }
-}
-
-/* Writes reg[0, len) as bucket/key in parts of part_size with `jobs` threads; aborts the
- * upload when anything fails. res gets the completion's (or the failure's) result. */
-static int put_multipart(lode_client *c, const char *bucket, const char *key, lode_buf *reg,
-                         uint64_t len, uint64_t part_size, unsigned jobs, const char *ctype,
-                         bool progress, struct lode_result *res)
-{
-    struct lode_put_opts po = {.content_type = ctype};
-    struct mp m = {.reg = reg, .len = len, .part_size = part_size, .progress = progress};
-    m.n_parts = (uint32_t)((len + part_size - 1) / part_size);
-    int rc = lode_upload_create(c, bucket, key, &po, &m.u, res);
-    if (rc)
-        return rc;
-    if (progress)
-        fprintf(stderr, "%s: upload %s: %" PRIu32 " parts of %" PRIu64 " bytes\n", prog,
-                lode_upload_id(m.u), m.n_parts, part_size);
-    pthread_mutex_init(&m.mu, NULL);
-    if (jobs > m.n_parts)
-        jobs = m.n_parts;
-    pthread_t th[MAX_JOBS];
-    unsigned started = 0;
-    for (; started < jobs; started++)
-        if (pthread_create(&th[started], NULL, mp_worker, &m) != 0)
-            break;
-    if (started == 0)
-        mp_worker(&m);
-    for (unsigned i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
-    pthread_mutex_destroy(&m.mu);
-    if (m.rc) {
-        *res = m.fail;
-        struct lode_result ar;
-        if (lode_upload_abort(m.u, &ar) != 0)
-            fprintf(stderr, "%s: the failed upload could not be aborted (%s): upload id was "
-                            "in the message above\n", prog, ar.message);
-        return m.rc;
-    }
-    char id[1100];
-    snprintf(id, sizeof(id), "%s", lode_upload_id(m.u));
-    rc = lode_upload_complete(m.u, res);
-    if (rc) {
-        struct lode_result ar;
-        if (lode_upload_abort(m.u, &ar) != 0)
-            fprintf(stderr, "%s: upload %s could not be aborted: %s\n", prog, id, ar.message);
-        return rc;
-    }
-    res->bytes = len;
-    res->transport = m.transport;
-    if (m.fell_back) {
-        res->fell_back = true;
-        res->fallback = m.fb.fallback;
-        snprintf(res->message, sizeof(res->message), "%s", m.fb.message);
-    }
-    return 0;
+    return ps;
 }
 
 int main(int argc, char **argv)
 {
     struct tool_opts o = {.transport = LODE_TRANSPORT_AUTO};
     const char *ctype = NULL;
-    uint64_t part_size = 0;
+    uint64_t asked_part = 0;
     unsigned jobs = 4;
     static const struct option longopts[] = {
         TOOL_COMMON_LONGOPTS,
@@ -201,15 +111,15 @@ int main(int argc, char **argv)
         if (opt == 2001) {
             ctype = optarg;
         } else if (opt == 2002) {
-            if (tool_parse_size(optarg, &part_size) != 0 || part_size < MIN_PART) {
+            if (tool_parse_size(optarg, &asked_part) != 0 || asked_part < MIN_PART) {
                 fprintf(stderr, "%s: --part-size: a size of at least 5M\n", prog);
                 return TOOL_USAGE;
             }
         } else if (opt == 2003) {
             char *end;
             unsigned long v = strtoul(optarg, &end, 10);
-            if (*optarg < '0' || *optarg > '9' || *end || v < 1 || v > MAX_JOBS) {
-                fprintf(stderr, "%s: --jobs: a number 1..%d\n", prog, MAX_JOBS);
+            if (*optarg < '0' || *optarg > '9' || *end || v < 1 || v > PUT_PARTS_MAX_JOBS) {
+                fprintf(stderr, "%s: --jobs: a number 1..%d\n", prog, PUT_PARTS_MAX_JOBS);
                 return TOOL_USAGE;
             }
             jobs = (unsigned)v;
@@ -227,53 +137,59 @@ int main(int argc, char **argv)
     }
     const char *file = argv[optind], *bucket = argv[optind + 1], *key = argv[optind + 2];
     int fd = strcmp(file, "-") == 0 ? STDIN_FILENO : open(file, O_RDONLY | O_CLOEXEC);
-    char *data = NULL;
-    size_t len = 0;
-    int rc = fd < 0 ? -errno : slurp(fd, &data, &len);
-    if (fd > STDIN_FILENO)
-        close(fd);
-    if (rc) {
-        fprintf(stderr, "%s: %s: %s\n", prog, file, strerror(-rc));
+    if (fd < 0) {
+        fprintf(stderr, "%s: %s: %s\n", prog, file, strerror(errno));
         return TOOL_LOCAL_IO;
     }
-    if (len == 0)
-        part_size = 0; /* an empty object is one PUT */
-    if (part_size == 0 && len > AUTO_PART_ABOVE)
-        part_size = DEFAULT_PART;
-    if (part_size && (len + part_size - 1) / part_size > MAX_PARTS) {
-        uint64_t need = (len + MAX_PARTS - 1) / MAX_PARTS;
-        uint64_t mib = 1ull << 20;
-        need = (need + mib - 1) / mib * mib;
-        if (o.progress && !o.quiet)
-            fprintf(stderr, "%s: parts of %" PRIu64 " bytes (10000 parts at most)\n", prog,
-                    need);
-        part_size = need;
+    bool say = o.progress && !o.quiet;
+    /* A regular file going up in parts is read part by part as they go (memory: jobs x part
+     * size); anything else is read whole first. */
+    struct stat st;
+    uint64_t part_size = 0;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+        part_size = part_size_for((uint64_t)st.st_size, asked_part, say);
+    char *data = NULL;
+    size_t len = 0;
+    int rc = 0;
+    if (part_size) {
+        len = (size_t)st.st_size;
+    } else if ((rc = slurp(fd, &data, &len)) != 0) {
+        fprintf(stderr, "%s: %s: %s\n", prog, file, strerror(-rc));
+        if (fd > STDIN_FILENO)
+            close(fd);
+        return TOOL_LOCAL_IO;
+    } else {
+        part_size = part_size_for(len, asked_part, say);
     }
-    lode_client *c;
+    struct put_parts_args pa = {
+        .prog = prog, .name = file, .bucket = bucket, .key = key, .content_type = ctype,
+        .data = (const uint8_t *)data, .fd = fd, .len = len, .part_size = part_size,
+        .jobs = jobs, .cuda = o.cuda, .progress = say,
+    };
+    lode_client *c = NULL;
     int ex = tool_client(&o, NULL, &c, prog);
-    if (ex) {
-        free(data);
-        return ex;
+    struct tool_buf buf = {0};
+    if (!ex && !part_size) {
+        ex = tool_buf_alloc(&buf, c, o.cuda, len, prog);
+        if (!ex && len && tool_buf_from_host(&buf, 0, data, len, prog) != 0)
+            ex = TOOL_FAILED;
     }
-    struct tool_buf buf;
-    ex = tool_buf_alloc(&buf, c, o.cuda, len, prog);
-    if (!ex && len && tool_buf_from_host(&buf, 0, data, len, prog) != 0)
-        ex = TOOL_FAILED;
     struct lode_result res;
+    memset(&res, 0, sizeof(res));
     double t0 = tool_now(), dt = 0;
     if (!ex) {
-        if (o.progress && !o.quiet)
+        if (say)
             fprintf(stderr, "%s: sending %zu bytes\n", prog, len);
         struct lode_put_opts po = {.content_type = ctype};
+        int pex = TOOL_OK;
         if (part_size)
-            rc = put_multipart(c, bucket, key, buf.reg, len, part_size, jobs, ctype,
-                               o.progress && !o.quiet, &res);
+            rc = put_parts(c, &pa, &res, &pex);
         else
             rc = lode_put(c, bucket, key, buf.reg, 0, len, &po, &res);
         dt = tool_now() - t0;
         if (rc) {
             fprintf(stderr, "%s: %s\n", prog, res.message);
-            ex = tool_exit_for(rc);
+            ex = part_size ? pex : tool_exit_for(rc);
         } else if (o.no_fallback && res.fell_back) {
             fprintf(stderr, "%s: fell back to plain HTTP (%s)\n", prog,
                     lode_fallback_name(res.fallback));
@@ -290,12 +206,14 @@ int main(int argc, char **argv)
             printf("%s\n", res.etag);
     }
     if (!ex && o.verify) {
-        /* Read it back with a plain GET and compare with what was sent. */
+        /* Read it back with plain GETs and compare with what was sent. */
         enum lode_transport http = LODE_TRANSPORT_HTTP;
         lode_client *pc = NULL;
         ex = tool_client(&o, &http, &pc, prog);
         struct tool_buf ref;
-        if (!ex && (ex = tool_buf_alloc(&ref, pc, false, len, prog)) == 0) {
+        if (!ex && part_size) {
+            ex = put_parts_verify(pc, &pa, res.etag);
+        } else if (!ex && (ex = tool_buf_alloc(&ref, pc, false, len, prog)) == 0) {
             struct lode_result pr;
             rc = lode_get(pc, bucket, key, NULL, ref.reg, 0, &pr);
             if (rc) {
@@ -308,17 +226,20 @@ int main(int argc, char **argv)
                 fprintf(stderr, "%s: verify: ETag %s after the PUT, %s on the GET\n", prog,
                         res.etag, pr.etag);
                 ex = TOOL_MISMATCH;
-            } else if (!o.quiet) {
-                fprintf(stderr, "%s: verify: %zu bytes read back identical\n", prog, len);
             }
             tool_buf_free(&ref);
         }
+        if (!ex && !o.quiet)
+            fprintf(stderr, "%s: verify: %zu bytes read back identical\n", prog, len);
         if (pc)
             lode_client_destroy(pc);
     }
     if (buf.reg || buf.ptr)
         tool_buf_free(&buf);
-    lode_client_destroy(c);
+    if (c)
+        lode_client_destroy(c);
+    if (fd > STDIN_FILENO)
+        close(fd);
     free(data);
     return ex;
 }

@@ -192,6 +192,10 @@ check "... part 3 reads back as bytes 10M..15M of the file" "$tmp/mpl.p3" "$tmp/
 plain GET "/liblode?uploads" "$tmp/uploads" >/dev/null
 grep -q "<Upload>" "$tmp/uploads"
 is $? 1 "... no upload is left open"
+"$PUT" -q --part-size 5M --jobs 2 - liblode mpl-stdin <"$tmp/mpl" 2>"$tmp/mpl.err"
+ok $? "lode-put --part-size from standard input" || diag "$(cat "$tmp/mpl.err")"
+plain GET /liblode/mpl-stdin "$tmp/mpl.ref" >/dev/null
+check "... a reference GET returns the same bytes" "$tmp/mpl.ref" "$tmp/mpl"
 "$PUT" -q --part-size 5M "$tmp/mpl" no-such-bucket k 2>"$tmp/mpl.err"
 is $? 4 "a multipart lode-put into a missing bucket exits 4"
 like "$(cat "$tmp/mpl.err")" "NoSuchBucket" "... and says NoSuchBucket"
