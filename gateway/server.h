@@ -198,9 +198,8 @@ int gw_req_write(struct gw_req *req, const uv_buf_t *bufs, unsigned nbufs, gw_re
 
 /* Queues `len` bytes to be moved from the pipe whose read end is `fd` into the socket with
  * splice(2), after everything queued before and before everything queued after (no copy
- * through user space: the pipe's pages go to the socket). The pipe must hold those bytes,
- * or get them before the connection reaches this write: a pipe that runs dry breaks the
- * response (the connection closes). `fd` must stay open until cb(arg, status), which fires
+ * through user space: the pipe's pages go to the socket). The pipe must already hold those
+ * bytes: a pipe that runs dry before `len` breaks the response (the connection closes). `fd` must stay open until cb(arg, status), which fires
  * exactly once when this returns 0 and never otherwise. Content-Length responses only.
  * Returns 0, LODE_ECLOSED, -EINVAL (no head yet, finished, chunked or headless framing,
  * len 0, or more bytes than the declared Content-Length) or -ENOMEM. */

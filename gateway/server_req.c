@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -238,6 +239,14 @@ static void sq_run(struct conn *c)
             }
             if (n < 0 && errno == EINTR)
                 continue;
+            int avail = 0;
+            if (n < 0 && errno == EAGAIN && ioctl(w->pipe_fd, FIONREAD, &avail) == 0 &&
+                avail == 0) {
+                /* The pipe is empty, not the socket full: waiting for POLLOUT would spin.
+                 * The handler promised bytes it does not have; the response is broken. */
+                srv_conn_close(c, LODE_ECLOSED);
+                return;
+            }
             if (n < 0 && errno == EAGAIN) {
                 if (wpoll_start(c) != 0)
                     srv_conn_close(c, LODE_ECLOSED);

@@ -169,7 +169,14 @@ int main(int argc, char **argv)
     lode_client *c = NULL;
     int ex = tool_client(&o, NULL, &c, prog);
     struct tool_buf buf = {0};
-    if (!ex && !part_size) {
+    lode_buf *direct = NULL; /* host input read whole: registered where it lies, no copy */
+    if (!ex && data && len && !o.cuda) {
+        if (lode_buf_register(c, data, len, LODE_BUF_HOST, &direct) != 0) {
+            fprintf(stderr, "%s: %s\n", prog, lode_last_error());
+            ex = TOOL_FAILED;
+        }
+        pa.reg = direct;
+    } else if (!ex && !part_size) {
         ex = tool_buf_alloc(&buf, c, o.cuda, len, prog);
         if (!ex && len && tool_buf_from_host(&buf, 0, data, len, prog) != 0)
             ex = TOOL_FAILED;
@@ -185,7 +192,7 @@ int main(int argc, char **argv)
         if (part_size)
             rc = put_parts(c, &pa, &res, &pex);
         else
-            rc = lode_put(c, bucket, key, buf.reg, 0, len, &po, &res);
+            rc = lode_put(c, bucket, key, direct ? direct : buf.reg, 0, len, &po, &res);
         dt = tool_now() - t0;
         if (rc) {
             fprintf(stderr, "%s: %s\n", prog, res.message);
@@ -234,6 +241,8 @@ int main(int argc, char **argv)
         if (pc)
             lode_client_destroy(pc);
     }
+    if (direct)
+        lode_buf_deregister(direct);
     if (buf.reg || buf.ptr)
         tool_buf_free(&buf);
     if (c)

@@ -1,7 +1,8 @@
 /* lode-put's multipart uploads: worker threads take part numbers in turn, each with its own
  * registered buffer of one part, filled from the input (a file read with pread, so memory
  * stays at jobs x part size whatever the file's size; or bytes already in memory), and
- * written with lode_upload_part. Anything failing aborts the upload. --verify reads the object
+ * written with lode_upload_part. Input already in host memory is registered once and its
+ * parts go straight from it. Anything failing aborts the upload. --verify reads the object
  * back part by part with plain ranged GETs and compares. */
 #include <errno.h>
 #include <inttypes.h>
@@ -72,9 +73,9 @@ static void *worker(void *arg)
 {
     struct mp *m = arg;
     const struct put_parts_args *a = m->a;
-    struct tool_buf wb;
+    struct tool_buf wb = {0};
     uint8_t *tmp = NULL;
-    int ex = tool_buf_alloc(&wb, m->c, a->cuda, a->part_size, a->prog);
+    int ex = a->reg ? TOOL_OK : tool_buf_alloc(&wb, m->c, a->cuda, a->part_size, a->prog);
     if (!ex && a->cuda && !(tmp = malloc(a->part_size)))
         ex = TOOL_LOCAL_IO;
     if (ex) {
@@ -92,13 +93,14 @@ static void *worker(void *arg)
         uint64_t off = (uint64_t)(n - 1) * a->part_size;
         size_t len = (size_t)part_len(a, n);
         uint8_t *dst = a->cuda ? tmp : wb.ptr;
-        if (input_read(a, off, dst, len) != 0 ||
-            (a->cuda && tool_buf_from_host(&wb, 0, tmp, len, a->prog) != 0)) {
+        if (!a->reg && (input_read(a, off, dst, len) != 0 ||
+                        (a->cuda && tool_buf_from_host(&wb, 0, tmp, len, a->prog) != 0))) {
             note_failure(m, 1, TOOL_LOCAL_IO, NULL);
             break;
         }
         struct lode_result r;
-        int rc = lode_upload_part(m->u, n, wb.reg, 0, len, &r);
+        int rc = a->reg ? lode_upload_part(m->u, n, a->reg, off, len, &r)
+                        : lode_upload_part(m->u, n, wb.reg, 0, len, &r);
         if (rc) {
             note_failure(m, rc, tool_exit_for(rc), &r);
             break;
@@ -117,7 +119,8 @@ static void *worker(void *arg)
                     a->prog, n, m->n_parts, done);
     }
     free(tmp);
-    tool_buf_free(&wb);
+    if (wb.reg || wb.ptr)
+        tool_buf_free(&wb);
     return NULL;
 }
 

@@ -13,6 +13,8 @@ struct put_parts_args {
     const char *prog, *name;       /* for messages: the tool, the input */
     const char *bucket, *key, *content_type;
     const uint8_t *data;           /* the input in memory, or NULL: read `fd` with pread */
+    lode_buf *reg;                 /* `data` registered as host memory: parts go straight
+                                      from it (no per-part buffer, no copy); or NULL */
     int fd;
     uint64_t len;                  /* input bytes (> 0) */
     uint64_t part_size;            /* every part but the last */

@@ -54,6 +54,7 @@ struct hreq {
     bool ended, timer_init, auth_ok;
     bool splice;                   /* /splice: every other piece goes through a pipe */
     bool eager;                    /* /splice?end=1: all queued at once, finished at once */
+    bool dry;                      /* /splice?dry=1: pipes get half of what is queued */
     int pipes[2][2];
     int short_finish_rc;
     uv_timer_t timer;
@@ -143,7 +144,8 @@ static void dl_pump(struct hreq *h)
         uint64_t piece = h->sent / PIECE;
         if (h->splice && piece % 2) {
             int *pp = h->pipes[(piece / 2) % 2];
-            if (write(pp[1], src, n) != (ssize_t)n ||
+            uint64_t put = h->dry ? n / 2 : n;
+            if (write(pp[1], src, put) != (ssize_t)put ||
                 gw_req_write_pipe(h->req, pp[0], n, dl_done, h) != 0)
                 return;
         } else {
@@ -222,6 +224,7 @@ static void h_on_request(struct gw_req *req)
         if (gw_str_eq(p, "/splice")) {
             h->splice = true;
             h->eager = qnum(h->q, "end=", 0) == 1 && qnum(h->q, "n=", 0) <= 4 * PIECE;
+            h->dry = qnum(h->q, "dry=", 0) == 1;
             for (int i = 0; i < 2; i++) {
                 if (pipe2(h->pipes[i], O_NONBLOCK | O_CLOEXEC) != 0)
                     tap_bail("pipe2");

@@ -370,6 +370,18 @@ static void test_splice(int port)
     cmn_buf_free(&r.body);
     sf_cli_close(c);
 
+    /* A handler that queues more than its pipe holds: the connection closes at once (a
+     * short body), where waiting for the socket to take more would spin forever. */
+    c = sf_cli_open(port, 0);
+    snprintf(req, sizeof(req), "GET /splice?n=%zu&dry=1 HTTP/1.1\r\nHost: h\r\n\r\n", m);
+    sf_send_str(c, req);
+    double t0 = sf_now_s();
+    rc = sf_read_resp(c, &r, 0);
+    ok(rc != 0 && sf_sees_close(c, 2000) && sf_now_s() - t0 < 5,
+       "a pipe write the pipe cannot fill closes the connection (%.1f s)", sf_now_s() - t0);
+    cmn_buf_free(&r.body);
+    sf_cli_close(c);
+
     int cancels = atomic_load(&sf.n_cancel);
     c = sf_cli_open(port, 0);
     int rcv = 32 << 10;
