@@ -89,6 +89,7 @@ struct cmn_dp_dc {
     struct ibv_cq *cq;
     uint8_t *pool;
     struct ibv_mr *mr;
+    struct ibv_mr *region_mr[CMN_DP_DC_MAX_REGIONS]; /* by the engine's region index */
     struct dc_hwqp *qps;
     uint32_t nqps;
     uint8_t port;
@@ -122,7 +123,8 @@ static int hw_post(void *hw, uint32_t dci, const struct dc_post *p)
     else
         ibv_wr_rdma_write(q->qpx, p->rkey, p->raddr);
     mlx5dv_wr_set_dc_addr(q->mqpx, p->ah, p->dctn, p->dc_key);
-    ibv_wr_set_sge(q->qpx, dc->mr->lkey, (uint64_t)(uintptr_t)p->local, p->len);
+    uint32_t lkey = p->region >= 0 ? dc->region_mr[p->region]->lkey : dc->mr->lkey;
+    ibv_wr_set_sge(q->qpx, lkey, (uint64_t)(uintptr_t)p->local, p->len);
     int rv = ibv_wr_complete(q->qpx);
     return rv ? -rv : 0;
 }
@@ -215,6 +217,11 @@ static void free_verbs(struct cmn_dp_dc *dc)
     dc->eng_inited = false;
     if (dc->mr)
         ibv_dereg_mr(dc->mr);
+    for (int i = 0; i < CMN_DP_DC_MAX_REGIONS; i++) {
+        if (dc->region_mr[i])
+            ibv_dereg_mr(dc->region_mr[i]);
+        dc->region_mr[i] = NULL;
+    }
     if (dc->cq) {
         if (dc->unacked)
             ibv_ack_cq_events(dc->cq, dc->unacked);
@@ -711,6 +718,32 @@ int cmn_dp_dc_fence(struct cmn_dp_dc *dc, const struct cmn_rdma_token *t, cmn_dp
 }
 
 uint64_t cmn_dp_dc_drain_ms(const struct cmn_dp_dc *dc) { return dc->eng.drain_ms; }
+
+int cmn_dp_dc_add_region(struct cmn_dp_dc *dc, void *base, size_t len, struct cmn_err *err)
+{
+    if (dc->closing)
+        return cmn_err_set(err, LODE_ESHUTDOWN, "dc: closing");
+    if (!base || len == 0 || (uintptr_t)base > UINTPTR_MAX - len)
+        return cmn_err_set(err, -EINVAL, "dc: an empty or wrapping region");
+    if (dc->eng.nregions == CMN_DP_DC_MAX_REGIONS)
+        return cmn_err_set(err, -ENOSPC, "dc: %d regions already", CMN_DP_DC_MAX_REGIONS);
+    /* local access only: the NIC reads writes' sources here and places reads' data; no rkey
+     * for it is ever handed out */
+    struct ibv_mr *mr = ibv_reg_mr(dc->pd, base, len, IBV_ACCESS_LOCAL_WRITE);
+    if (!mr) {
+        int e = errno ? errno : ENOMEM;
+        return cmn_err_set(err, -e, "dc: registering %zu bytes with %s failed: %s%s", len,
+                           dc->devname, strerror(e),
+                           e == ENOMEM || e == EPERM ? " (RLIMIT_MEMLOCK too low?)" : "");
+    }
+    int idx = dc_engine_add_region(&dc->eng, base, len);
+    if (idx < 0) {
+        ibv_dereg_mr(mr);
+        return cmn_err_set(err, idx, "dc: the region overlaps one already added");
+    }
+    dc->region_mr[idx] = mr;
+    return 0;
+}
 
 void cmn_dp_dc_get_stats(const struct cmn_dp_dc *dc, struct cmn_dp_dc_stats *out)
 {

@@ -164,6 +164,7 @@ int cmn_dp_dc_buildable(bool enabled, const char *daemon, struct cmn_err *err);
 struct cmn_dp_dc_stats {
     uint64_t writes, reads;          /* calls that completed successfully */
     uint64_t bytes_written, bytes_read;
+    uint64_t bytes_direct;           /* WR bytes moved from/to a registered region, no copy */
     uint64_t calls_failed;           /* calls whose callback got an error */
     uint64_t wrs_posted;             /* including reposts */
     uint64_t wr_errors;              /* completions with an error of their own (not flushes) */
@@ -181,7 +182,7 @@ struct cmn_dp_dc_stats {
 
 /* Prometheus series of one dc instance (docs/fanout.md, Metrics): `<prefix>_dc_..._total`
  * counters fed from the instance's cumulative statistics, and gauges. */
-#define CMN_DP_DC_N_COUNTERS 17
+#define CMN_DP_DC_N_COUNTERS 18
 #define CMN_DP_DC_N_GAUGES 6
 struct cmn_metrics;
 struct cmn_counter;
@@ -218,7 +219,8 @@ int cmn_dp_dc_create(uv_loop_t *loop, const struct cmn_dp_dc_config *cfg, struct
 
 /* RDMA-WRITEs len bytes from src to offset `off` of the token's window. `t` is a parsed DC
  * token (kind CMN_RDMA_DC; its fields are copied, t need not outlive the call); src is
- * borrowed until cb runs (copied into staging memory when its turn comes).
+ * borrowed until cb runs (copied into staging memory when its turn comes, unless it lies in a
+ * region of cmn_dp_dc_add_region: then the NIC reads it where it lies).
  * Returns 0, and then cb runs exactly once, later, on the loop: 0 once every WR has completed
  * successfully (the client's NIC acknowledged every byte), or an error; or returns without
  * calling cb:
@@ -255,6 +257,14 @@ int cmn_dp_dc_read(struct cmn_dp_dc *dc, const struct cmn_rdma_token *t, uint64_
  * LODE_ESHUTDOWN / -ENOMEM (cb will not run). */
 int cmn_dp_dc_fence(struct cmn_dp_dc *dc, const struct cmn_rdma_token *t, cmn_dp_dc_cb cb,
                     void *data);
+
+/* Registers [base, base + len) with the instance's device for local access only (no peer can
+ * reach it), so that a write from it, or a read into it, goes without a staging copy. The
+ * memory must stay mapped, and keep its use, until close_cb of cmn_dp_dc_close. Returns 0, or
+ * -EINVAL (empty, wrapping, overlapping), -ENOSPC (CMN_DP_DC_MAX_REGIONS already) or the
+ * registration's error, with err set (nothing is kept then: such transfers are staged). */
+#define CMN_DP_DC_MAX_REGIONS 4
+int cmn_dp_dc_add_region(struct cmn_dp_dc *dc, void *base, size_t len, struct cmn_err *err);
 
 /* The drain bound of this instance's DCIs (cmn_dc_drain_ms of its timeout and retry count):
  * how long after its last post a source can still place bytes. The gateway waits lease + this

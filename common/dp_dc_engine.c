@@ -243,7 +243,8 @@ static bool post_slot(struct dc_engine *e, struct dc_dci *d, uint32_t idx, uint6
         .wr_id = ((uint64_t)s->gen << 32) | idx,
         .is_read = op->is_read,
         .slot = idx,
-        .local = e->pool + (size_t)idx * e->slot_bytes,
+        .region = op->region,
+        .local = op->region >= 0 ? op->local + s->call_off : e->pool + (size_t)idx * e->slot_bytes,
         .len = s->len,
         .raddr = s->raddr,
         .rkey = op->t.rkey,
@@ -296,7 +297,7 @@ static void post_next(struct dc_engine *e, struct dc_dci *d, uint64_t now)
     s->len = w.len;
     s->gen++;
     s->tries = 0;
-    if (!op->is_read)
+    if (!op->is_read && op->region < 0)
         memcpy(e->pool + (size_t)idx * e->slot_bytes, op->local + w.call_off, w.len);
     dc_req_post(&op->req);
     if (!dc_req_can_post(&op->req))
@@ -431,6 +432,20 @@ static bool fenced(const struct dc_engine *e, const struct cmn_dc_target *t)
     return false;
 }
 
+int dc_engine_add_region(struct dc_engine *e, uint8_t *base, uint64_t len)
+{
+    if (!base || len == 0 || (uintptr_t)base > UINTPTR_MAX - len)
+        return -EINVAL;
+    for (uint32_t i = 0; i < e->nregions; i++)
+        if (base < e->regions[i].base + e->regions[i].len && e->regions[i].base < base + len)
+            return -EINVAL;
+    if (e->nregions == CMN_DP_DC_MAX_REGIONS)
+        return -ENOSPC;
+    e->regions[e->nregions].base = base;
+    e->regions[e->nregions].len = len;
+    return (int)e->nregions++;
+}
+
 int dc_engine_submit(struct dc_engine *e, const struct cmn_dc_target *t, uint64_t off,
                      uint8_t *local, uint64_t len, bool is_read, cmn_dp_dc_cb cb, void *data,
                      uint64_t now_ms)
@@ -457,6 +472,13 @@ int dc_engine_submit(struct dc_engine *e, const struct cmn_dc_target *t, uint64_
     op->t = *t;
     op->off = off;
     op->local = local;
+    op->region = -1;
+    for (uint32_t i = 0; i < e->nregions; i++) {
+        const uint8_t *b = e->regions[i].base;
+        uint64_t n = e->regions[i].len;
+        if (local >= b && (uint64_t)(local - b) <= n && len <= n - (uint64_t)(local - b))
+            op->region = (int)i;
+    }
     op->is_read = is_read;
     op->dci = d->idx;
     dc_req_init(&op->req, len, e->slot_bytes);
@@ -521,8 +543,10 @@ void dc_engine_on_wc(struct dc_engine *e, uint64_t wr_id, int wc_status, uint64_
     int code;
     switch (dc_wc_classify(wc_status, &code)) {
     case DC_WC_OK:
-        if (op->is_read)
+        if (op->is_read && op->region < 0)
             memcpy(op->local + s->call_off, e->pool + (size_t)idx * e->slot_bytes, s->len);
+        if (op->region >= 0)
+            e->st.bytes_direct += s->len;
         wr_done(e, idx, 0);
         break;
     case DC_WC_FLUSHED:

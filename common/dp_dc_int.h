@@ -315,7 +315,9 @@ const char *dc_dci_state_name(enum dc_dci_state s);
 struct dc_post {
     uint64_t wr_id;
     bool is_read;
-    uint32_t slot;               /* staging slot; its memory is `local` */
+    uint32_t slot;               /* the slot tracking the WR */
+    int region;                  /* -1: `local` is the slot's staging memory; else it lies in
+                                    that registered region (dc_engine_add_region) */
     uint8_t *local;
     uint32_t len;
     uint64_t raddr;
@@ -348,6 +350,7 @@ struct dc_op {
     struct cmn_dc_target t;
     uint64_t off;                /* window offset of the call's first byte */
     uint8_t *local;              /* caller memory: source of a write, destination of a read */
+    int region;                  /* the registered region `local` lies in, or -1: staged */
     bool is_read, queued;
     bool fenced;                 /* a fence waits for it: its flushed WRs are not reposted */
     uint32_t dci;
@@ -393,6 +396,8 @@ struct dc_engine {
     void *hw;
     struct dc_qp_params qp;
     uint8_t *pool;                       /* nslots * slot_bytes of registered memory */
+    struct { uint8_t *base; uint64_t len; } regions[CMN_DP_DC_MAX_REGIONS];
+    uint32_t nregions;
     uint32_t slot_bytes, nslots;
     struct dc_slots slots;
     struct dc_slot *slot;
@@ -421,6 +426,10 @@ int dc_engine_init(struct dc_engine *e, const struct cmn_dp_dc_config *cfg,
  * dc_engine_shutdown and the flushes, or dc_engine_abandon). Undelivered callbacks are lost. */
 void dc_engine_fini(struct dc_engine *e);
 
+/* Makes [base, base + len) a region that calls may use in place, without staging copies
+ * (the caller registered it with the NIC; hw_ops->post sees its index in dc_post.region).
+ * Returns the index, -EINVAL (empty, wrapping, overlapping one already added) or -ENOSPC. */
+int dc_engine_add_region(struct dc_engine *e, uint8_t *base, uint64_t len);
 /* A write (is_read false: local is the source) or read into `local`, as cmn_dp_dc_write /
  * cmn_dp_dc_read describe, return codes included (minus the ones about tokens). */
 int dc_engine_submit(struct dc_engine *e, const struct cmn_dc_target *t, uint64_t off,

@@ -34,6 +34,7 @@ static const struct series counters[CMN_DP_DC_N_COUNTERS] = {
     S(ah_misses, "address-handle cache misses"),
     S(ah_evictions, "address handles evicted"),
     S(ah_failures, "address handles that could not be created"),
+    S(bytes_direct, "dc bytes moved from or to registered memory without a staging copy"),
 };
 static const struct series gauges[CMN_DP_DC_N_GAUGES] = {
     S(calls_queued, "dc calls with work requests not yet posted"),

@@ -70,11 +70,15 @@ static void op_maybe_finish(struct cmn_dp_rc *rc, struct rc_op *op)
 {
     if (op->wrs != 0 || op->queued || (op->posted < op->len && !op->aborted))
         return;
+    if (op->region >= 0)
+        list_del(&op->dlink);
     if (op->done.status == 0) {
         if (op->is_read)
             rc->st.bytes_read += op->len;
         else
             rc->st.bytes_written += op->len;
+        if (op->region >= 0)
+            rc->st.bytes_direct += op->len;
     } else {
         rc->st.ops_failed++;
     }
@@ -106,46 +110,80 @@ static void waitq_join(struct rc_sess *s)
     }
 }
 
-/* Posts slot-sized pieces of queued ops while slots and send-queue room last; sessions take
- * turns one piece at a time, each session's ops go in FIFO order. */
-static void pump(struct rc_dev *dev)
+/* Posts one slot-sized piece of op: from (into) its region where it lies in one, else through
+ * a staging slot. Returns false when the post failed (the session is failed). */
+static bool post_piece(struct rc_dev *dev, struct rc_sess *s, struct rc_op *op, size_t chunk)
 {
-    size_t slot_bytes = dev->rc->cfg.slot_bytes;
-    while (dev->nfree > 0 && !list_empty(&dev->waitq)) {
-        struct rc_sess *s = list_item(dev->waitq.next, struct rc_sess, wait);
-        waitq_leave(s);
-        if (s->state != S_ACTIVE || list_empty(&s->queue) || s->sq_used >= s->sq_max)
-            continue;
-        struct rc_op *op = list_item(s->queue.next, struct rc_op, link);
-        size_t chunk = op->len - op->posted;
-        if (chunk > slot_bytes)
-            chunk = slot_bytes;
-        uint32_t idx = dev->free[--dev->nfree];
-        struct rc_slot *slot = &dev->slots[idx];
+    struct ibv_sge sge = {.length = (uint32_t)chunk};
+    struct ibv_send_wr wr = {
+        .sg_list = &sge,
+        .num_sge = 1,
+        .opcode = op->is_read ? IBV_WR_RDMA_READ : IBV_WR_RDMA_WRITE,
+        .send_flags = IBV_SEND_SIGNALED,
+    };
+    wr.wr.rdma.remote_addr = op->raddr + op->posted;
+    wr.wr.rdma.rkey = op->rkey;
+    struct rc_slot *slot = NULL;
+    uint32_t idx = 0;
+    bool direct = op->region >= 0;
+    if (direct) {
+        sge.addr = (uintptr_t)(op->local + op->posted);
+        sge.lkey = dev->region_mr[op->region]->lkey;
+        wr.wr_id = (uintptr_t)op | WR_DIRECT;
+        dev->direct_free--;
+    } else {
+        idx = dev->free[--dev->nfree];
+        slot = &dev->slots[idx];
         slot->op = op;
         slot->off = op->posted;
         slot->len = (uint32_t)chunk;
         if (!op->is_read)
             memcpy(slot->buf, op->local + op->posted, chunk);
-        struct ibv_sge sge = {
-            .addr = (uintptr_t)slot->buf, .length = (uint32_t)chunk, .lkey = dev->pool_mr->lkey};
-        struct ibv_send_wr wr = {
-            .wr_id = (uintptr_t)slot | WR_SLOT,
-            .sg_list = &sge,
-            .num_sge = 1,
-            .opcode = op->is_read ? IBV_WR_RDMA_READ : IBV_WR_RDMA_WRITE,
-            .send_flags = IBV_SEND_SIGNALED,
-        };
-        wr.wr.rdma.remote_addr = op->raddr + op->posted;
-        wr.wr.rdma.rkey = op->rkey;
-        struct ibv_send_wr *bad = NULL;
-        int rv = ibv_post_send(s->qp, &wr, &bad);
-        if (rv != 0) {
+        sge.addr = (uintptr_t)slot->buf;
+        sge.lkey = dev->pool_mr->lkey;
+        wr.wr_id = (uintptr_t)slot | WR_SLOT;
+    }
+    struct ibv_send_wr *bad = NULL;
+    int rv = ibv_post_send(s->qp, &wr, &bad);
+    if (rv != 0) {
+        if (direct) {
+            dev->direct_free++;
+        } else {
             slot->op = NULL;
             dev->free[dev->nfree++] = idx;
-            cmn_dp_rc__session_fail(s, LODE_ECLOSED, strerror(rv));
+        }
+        cmn_dp_rc__session_fail(s, LODE_ECLOSED, strerror(rv));
+        return false;
+    }
+    if (direct && list_empty(&op->dlink))
+        list_add_tail(&s->direct, &op->dlink); /* its first piece in flight */
+    return true;
+}
+
+/* Posts slot-sized pieces of queued ops while slots (or direct credits) and send-queue room
+ * last; sessions take turns one piece at a time, each session's ops go in FIFO order. A
+ * session whose next op waits for a resource that has run out keeps its place at the head. */
+static void pump(struct rc_dev *dev)
+{
+    size_t slot_bytes = dev->rc->cfg.slot_bytes;
+    struct rc_list blocked;
+    list_init(&blocked);
+    while (!list_empty(&dev->waitq) && (dev->nfree > 0 || dev->direct_free > 0)) {
+        struct rc_sess *s = list_item(dev->waitq.next, struct rc_sess, wait);
+        waitq_leave(s);
+        if (s->state != S_ACTIVE || list_empty(&s->queue) || s->sq_used >= s->sq_max)
+            continue;
+        struct rc_op *op = list_item(s->queue.next, struct rc_op, link);
+        if (op->region >= 0 ? dev->direct_free == 0 : dev->nfree == 0) {
+            list_add_tail(&blocked, &s->wait);
+            s->waiting = true;
             continue;
         }
+        size_t chunk = op->len - op->posted;
+        if (chunk > slot_bytes)
+            chunk = slot_bytes;
+        if (!post_piece(dev, s, op, chunk))
+            continue;
         if (s->sq_used == 0)
             s->progress = now_mono();
         op->posted += chunk;
@@ -155,6 +193,15 @@ static void pump(struct rc_dev *dev)
         if (op->posted == op->len)
             op_unqueue(dev->rc, op);
         waitq_join(s);    /* back at the tail: the next session goes first */
+    }
+    /* the blocked sessions go back in front, in their order */
+    while (!list_empty(&blocked)) {
+        struct rc_list *e = blocked.prev;
+        list_del(e);
+        e->next = dev->waitq.next;
+        e->prev = &dev->waitq;
+        dev->waitq.next->prev = e;
+        dev->waitq.next = e;
     }
 }
 
@@ -260,6 +307,16 @@ static void session_force_destroy(struct cmn_dp_rc *rc, struct rc_sess *s)
             op->done.status = s->fail_code ? s->fail_code : LODE_ECLOSED;
         op_maybe_finish(rc, op);
     }
+    /* the destroyed QP no longer reads or writes the regions: their ops are finished */
+    while (!list_empty(&s->direct)) {
+        struct rc_op *op = list_item(s->direct.next, struct rc_op, dlink);
+        dev->direct_free += op->wrs;
+        op->wrs = 0;
+        if (op->done.status == 0)
+            op->done.status = s->fail_code ? s->fail_code : LODE_ECLOSED;
+        list_del(&op->dlink);
+        op_maybe_finish(rc, op);    /* the session's queue was failed: it finishes now */
+    }
     s->outstanding = 0;
 }
 
@@ -290,6 +347,27 @@ static void handle_wc(struct rc_dev *dev, const struct ibv_wc *wc)
         }
         slot->op = NULL;
         dev->free[dev->nfree++] = (uint32_t)(slot - dev->slots);
+        op_maybe_finish(rc, op);
+        waitq_join(s);
+        if (s->state == S_DEAD && s->outstanding == 0)
+            cmn_dp_rc__schedule_reap(rc);
+        return;
+    }
+    if (kind == WR_DIRECT) {
+        struct rc_op *op = ptr;
+        struct rc_sess *s = op->s;
+        s->outstanding--;
+        s->sq_used--;
+        s->progress = now_mono();
+        op->wrs--;
+        dev->direct_free++;
+        if (wc->status != IBV_WC_SUCCESS) {
+            int code = map_wc_status(wc->status, s->fail_code);
+            if (op->done.status == 0)
+                op->done.status = code;
+            if (s->state != S_DEAD)
+                cmn_dp_rc__session_fail(s, code, ibv_wc_status_str(wc->status));
+        }
         op_maybe_finish(rc, op);
         waitq_join(s);
         if (s->state == S_DEAD && s->outstanding == 0)
@@ -563,6 +641,34 @@ fail:
 
 uint16_t cmn_dp_rc_port(const struct cmn_dp_rc *rc) { return rc->port; }
 
+int cmn_dp_rc_add_region(struct cmn_dp_rc *rc, void *base, size_t len, struct cmn_err *err)
+{
+    uint8_t *b = base;
+    if (!base || len == 0 || (uintptr_t)b > UINTPTR_MAX - len)
+        return cmn_err_set(err, -EINVAL, "rc: an empty or wrapping region");
+    for (unsigned i = 0; i < rc->nregions; i++)
+        if (b < rc->regions[i].base + rc->regions[i].len && rc->regions[i].base < b + len)
+            return cmn_err_set(err, -EINVAL, "rc: the region overlaps one already added");
+    if (rc->nregions == RC_MAX_REGIONS)
+        return cmn_err_set(err, -ENOSPC, "rc: %d regions already", RC_MAX_REGIONS);
+    unsigned i = rc->nregions;
+    rc->regions[i].base = b;
+    rc->regions[i].len = len;
+    for (unsigned d = 0; d < rc->ndevs; d++) {
+        int rv = cmn_dp_rc__reg_region(rc->devs[d], i);
+        if (rv != 0) {
+            for (unsigned k = 0; k < d; k++) {
+                ibv_dereg_mr(rc->devs[k]->region_mr[i]);
+                rc->devs[k]->region_mr[i] = NULL;
+            }
+            return cmn_err_set(err, rv, "rc: registering %zu bytes with %s failed: %s", len,
+                               ibv_get_device_name(rc->devs[d]->verbs->device), strerror(-rv));
+        }
+    }
+    rc->nregions++;
+    return 0;
+}
+
 void cmn_dp_rc_set_source_id(struct cmn_dp_rc *rc, uint64_t source_id)
 {
     rc->cfg.source_id = source_id;
@@ -605,6 +711,15 @@ static int submit(struct cmn_dp_rc *rc, const struct cmn_dp_rc_target *t, uint64
     op->rkey = t->rkey;
     op->local = local;
     op->len = len;
+    op->region = -1;
+    for (unsigned i = 0; i < rc->nregions; i++) {
+        const uint8_t *b = rc->regions[i].base;
+        if (s->dev->region_mr[i] && (uint8_t *)local >= b &&
+            (size_t)((uint8_t *)local - b) <= rc->regions[i].len &&
+            len <= rc->regions[i].len - (size_t)((uint8_t *)local - b))
+            op->region = (int)i; /* registered with the session's device: no staging copy */
+    }
+    list_init(&op->dlink);
     op->queued = true;
     list_add_tail(&s->queue, &op->link);
     rc->st.ops_queued++;

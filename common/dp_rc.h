@@ -14,12 +14,14 @@
  * only buffer posted is a local-write-only receive buffer for the HELLO), unauthenticated
  * connections are capped, and they are dropped after a timeout.
  *
- * Memory: bytes are staged through a pool of registered memory per RDMA device (copied in for
- * a write, copied out after a read), so callers hand in ordinary memory and nothing is
- * registered per transfer (registration pins pages and costs system calls; a memcpy is cheaper
- * than that on every path lode has). The pool is bounded; a transfer waiting for pool space or
- * for send-queue space waits in its session's FIFO, and sessions take turns, one slot at a
- * time.
+ * Memory: nothing is registered per transfer (registration pins pages and costs system calls
+ * each time). A caller that owns long-lived memory registers it once with
+ * cmn_dp_rc_add_region (a lode-node: the arena it reads chunk ranges into), and a transfer
+ * out of or into it goes straight from or to where it lies. Other memory is staged through a
+ * pool of registered memory per RDMA device (copied in for a write, copied out after a read).
+ * Both are bounded per device (staging slots; as many direct work requests as slots); a
+ * transfer waiting for either or for send-queue space waits in its session's FIFO, and
+ * sessions take turns, one slot-sized piece at a time.
  *
  * Concurrency: a struct cmn_dp_rc belongs to the loop it was created on. Every function here
  * must be called on that loop's thread; callbacks run there.
@@ -73,6 +75,8 @@ struct cmn_dp_rc_stats {
     uint64_t sessions_refused;     /* connect requests or HELLOs refused, since start */
     uint64_t bytes_written;        /* RDMA WRITE bytes completed successfully */
     uint64_t bytes_read;           /* RDMA READ bytes completed successfully */
+    uint64_t bytes_direct;         /* of those, bytes that went from or to a registered region
+                                      (cmn_dp_rc_add_region) without a staging copy */
     uint64_t ops_failed;           /* writes/reads that completed with an error */
     uint32_t ops_queued;           /* transfers waiting for staging or send-queue space */
     uint32_t slots_free;           /* free staging slots, all devices */
@@ -101,6 +105,17 @@ struct cmn_dp_rc_target {
 int cmn_dp_rc_create(uv_loop_t *loop, const struct cmn_dp_rc_config *cfg, struct cmn_dp_rc **out,
                      struct cmn_err *err);
 
+/* Registers [base, base + len) for local access (no remote peer can reach it) with every
+ * RDMA device this source uses, now and later, so that a write whose source, or a read whose
+ * destination, lies wholly inside it is posted from where it lies instead of being copied
+ * through staging memory. The memory must stay mapped, and keep its use, until close_cb of
+ * cmn_dp_rc_close. Returns 0; -EINVAL (len 0, or overlapping a region already added);
+ * -ENOSPC (CMN_DP_RC_MAX_REGIONS already); or, with err set, the error of registering it with
+ * a device already open (nothing is kept then: transfers from it are staged). A device opened
+ * later that cannot register it logs why and stages them. */
+#define CMN_DP_RC_MAX_REGIONS 4
+int cmn_dp_rc_add_region(struct cmn_dp_rc *rc, void *base, size_t len, struct cmn_err *err);
+
 /* The bound port (useful with port 0). */
 uint16_t cmn_dp_rc_port(const struct cmn_dp_rc *rc);
 
@@ -110,7 +125,8 @@ void cmn_dp_rc_set_source_id(struct cmn_dp_rc *rc, uint64_t source_id);
 
 /* RDMA-WRITEs len bytes from src to the client address `addr`, which must lie in the target's
  * window: [addr, addr + len) inside [window_base, window_base + window_size).
- * `src` is borrowed until cb runs (it is copied into staging memory when its turn comes).
+ * `src` is borrowed until cb runs (it is copied into staging memory when its turn comes,
+ * unless it lies in a region of cmn_dp_rc_add_region: then the NIC reads it until cb).
  * Returns 0, and then cb runs exactly once, later, on the loop: 0 once the client's NIC has
  * acknowledged every byte (RC: the data is placed in client memory), or an error; or returns
  * without calling cb:

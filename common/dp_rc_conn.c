@@ -158,12 +158,38 @@ void cmn_dp_rc__dev_free(struct rc_dev *dev)
         ibv_destroy_comp_channel(dev->cc);
     if (dev->pool_mr)
         ibv_dereg_mr(dev->pool_mr);
+    for (unsigned i = 0; i < RC_MAX_REGIONS; i++)
+        if (dev->region_mr[i])
+            ibv_dereg_mr(dev->region_mr[i]);
     if (dev->pd)
         ibv_dealloc_pd(dev->pd);
     free(dev->pool);
     free(dev->slots);
     free(dev->free);
     free(dev);
+}
+
+static const char *memlock_hint(int e)
+{
+    return e == ENOMEM || e == EPERM ? " (RLIMIT_MEMLOCK too low? raise it: ulimit -l unlimited, "
+                                       "or LimitMEMLOCK=infinity in the systemd unit)"
+                                     : "";
+}
+
+/* Registers region i with dev for local access (the NIC reads writes' sources and places
+ * reads' data there; no rkey is ever handed out). Returns 0 or -errno. */
+int cmn_dp_rc__reg_region(struct rc_dev *dev, unsigned i)
+{
+    struct cmn_dp_rc *rc = dev->rc;
+    dev->region_mr[i] =
+        ibv_reg_mr(dev->pd, rc->regions[i].base, rc->regions[i].len, IBV_ACCESS_LOCAL_WRITE);
+    if (dev->region_mr[i])
+        return 0;
+    int e = errno ? errno : ENOMEM;
+    LOG_WARN(RC_CTX, "%s: registering a %zu-byte region failed: %s%s; transfers from it are "
+             "staged", ibv_get_device_name(dev->verbs->device), rc->regions[i].len, strerror(e),
+             memlock_hint(e));
+    return -e;
 }
 
 struct rc_dev *cmn_dp_rc__dev_get(struct cmn_dp_rc *rc, struct ibv_context *verbs,
@@ -193,8 +219,11 @@ struct rc_dev *cmn_dp_rc__dev_get(struct cmn_dp_rc *rc, struct ibv_context *verb
     dev->max_rd = (uint32_t)attr.max_qp_rd_atom;
     dev->max_init_rd = (uint32_t)attr.max_qp_init_rd_atom;
     dev->nslots = (uint32_t)(rc->cfg.staging_bytes / rc->cfg.slot_bytes);
-    /* every data request holds a slot; every connection has at most two control requests */
-    uint64_t cqe = dev->nslots + 2ull * (rc->cfg.max_sessions + rc->cfg.max_pending) + 16;
+    dev->direct_max = dev->direct_free = dev->nslots;
+    /* every data request holds a slot or a direct credit; every connection has at most two
+     * control requests */
+    uint64_t cqe = dev->nslots + dev->direct_max +
+                   2ull * (rc->cfg.max_sessions + rc->cfg.max_pending) + 16;
     if (cqe > (uint64_t)attr.max_cqe)
         cqe = (uint64_t)attr.max_cqe;
     dev->pd = ibv_alloc_pd(verbs);
@@ -218,13 +247,11 @@ struct rc_dev *cmn_dp_rc__dev_get(struct cmn_dp_rc *rc, struct ibv_context *verb
     if (!dev->pool_mr) {
         int e = errno;
         cmn_err_set(err, -e, "%s: registering %zu bytes of staging memory failed: %s%s", name,
-                    rc->cfg.staging_bytes, strerror(e),
-                    e == ENOMEM || e == EPERM
-                        ? " (RLIMIT_MEMLOCK too low? raise it: ulimit -l unlimited, or "
-                          "LimitMEMLOCK=infinity in the systemd unit)"
-                        : "");
+                    rc->cfg.staging_bytes, strerror(e), memlock_hint(e));
         goto fail;
     }
+    for (unsigned i = 0; i < rc->nregions; i++)
+        cmn_dp_rc__reg_region(dev, i); /* a failure only costs the copy */
     for (uint32_t i = 0; i < dev->nslots; i++) {
         dev->slots[i].buf = dev->pool + (size_t)i * rc->cfg.slot_bytes;
         dev->free[i] = dev->nslots - 1 - i;
@@ -305,6 +332,7 @@ static void on_connect_request(struct cmn_dp_rc *rc, struct rdma_cm_id *id,
     memcpy(s->nonce, nonce, 8);
     s->sq_max = rc->cfg.sq_depth;
     list_init(&s->queue);
+    list_init(&s->direct);
     list_init(&s->fences);
     list_init(&s->wait);
     struct ibv_qp_init_attr qa = {

@@ -19,12 +19,13 @@
 
 #define RC_CTX "rc"
 #define RC_MAX_DEVS 8
+#define RC_MAX_REGIONS CMN_DP_RC_MAX_REGIONS
 #define RC_SWEEP_MS 250
 #define RC_TEARDOWN_MS 2000   /* how long a dead session waits for its flushes */
 #define RC_CTL_SIZE (CMN_DP_HELLO_SIZE + CMN_DP_REPLY_SIZE)
 
 /* wr_id: a pointer (8-byte aligned) with the kind in its low bits. */
-enum wr_kind { WR_SLOT = 0, WR_HELLO_RECV = 1, WR_REPLY_SEND = 2 };
+enum wr_kind { WR_SLOT = 0, WR_HELLO_RECV = 1, WR_REPLY_SEND = 2, WR_DIRECT = 3 };
 
 struct rc_list {
     struct rc_list *prev, *next;
@@ -63,8 +64,10 @@ struct rc_sess;
 struct rc_op {
     struct rc_done done;
     struct rc_list link;         /* in its session's queue until fully posted */
+    struct rc_list dlink;        /* direct: in its session's `direct` list until finished */
     struct rc_sess *s;
     bool is_read, queued, aborted;
+    int region;                  /* the registered region `local` lies in, or -1: staged */
     uint64_t raddr;
     uint32_t rkey;
     uint8_t *local;
@@ -93,6 +96,8 @@ struct rc_dev {
     struct rc_slot *slots;
     uint32_t *free;              /* stack of free slot indexes */
     uint32_t nslots, nfree;
+    struct ibv_mr *region_mr[RC_MAX_REGIONS]; /* NULL: that region could not be registered */
+    uint32_t direct_max, direct_free; /* work requests posted straight from regions */
     struct rc_list waitq;        /* sessions with queued ops and send-queue room */
     uint32_t max_rd, max_init_rd;
 };
@@ -116,6 +121,7 @@ struct rc_sess {
     uint32_t sq_used, sq_max;
     uint32_t outstanding;        /* work requests of any kind not completed */
     struct rc_list queue;        /* FIFO of ops not fully posted */
+    struct rc_list direct;       /* ops with direct work requests posted, until finished */
     struct rc_list fences;       /* struct rc_done, delivered when destroyed */
     int fail_code;
     uint8_t ctl[RC_CTL_SIZE];    /* HELLO receive buffer, then the reply */
@@ -134,6 +140,8 @@ struct cmn_dp_rc {
     uint16_t port;
     struct rc_dev *devs[RC_MAX_DEVS];
     unsigned ndevs;
+    struct { uint8_t *base; size_t len; } regions[RC_MAX_REGIONS];
+    unsigned nregions;
     struct rc_list sessions;
     struct rc_sess **hash;
     uint32_t hash_mask;
@@ -207,5 +215,6 @@ struct rc_dev *cmn_dp_rc__dev_get(struct cmn_dp_rc *rc, struct ibv_context *verb
                                   struct cmn_err *err);
 void cmn_dp_rc__dev_free(struct rc_dev *dev);
 void cmn_dp_rc__set_nonblock(int fd);
+int cmn_dp_rc__reg_region(struct rc_dev *dev, unsigned i);
 
 #endif

@@ -63,6 +63,12 @@ const struct cmn_conf_opt node_conf_table[] = {
      "Registered (pinned) memory per RDMA device through which the rc listener stages its "
      "writes; transfers beyond it wait their turn. Counts against RLIMIT_MEMLOCK.",
      0, 1 << 20, INT64_C(1) << 34},
+    {"rdma-read-buffers", CMN_CONF_SIZE, OFF(rdma_read_buffers), "64MiB",
+     "Registered (pinned) memory the node reads chunk ranges into when it serves rc or dc, "
+     "so they are RDMA-written to clients from where the disk put them, without a copy "
+     "through the staging memory; reads that find it full use ordinary buffers (and staging). "
+     "0 = always stage. Counts against RLIMIT_MEMLOCK.",
+     0, 0, INT64_C(1) << 34},
     {"failure-domain", CMN_CONF_STR, OFF(failure_domain), NULL,
      "Failure domain of this node (e.g. rack1 or host7): a stripe never places two of its "
      "chunks in one domain.",

@@ -36,6 +36,7 @@ struct node_config {
     char *data_advertise_address;     /* NULL: derived from data-address / advertise host */
     char *rdma_address;               /* NULL: no rc (RDMA) listener */
     uint64_t rdma_staging_size;       /* registered staging memory of the rc listener */
+    uint64_t rdma_read_buffers;       /* registered read arena (0: none) */
     char *failure_domain;
     char *meta;
     char *cluster_secret;             /* sensitive */

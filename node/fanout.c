@@ -100,6 +100,8 @@ struct node_fanout {
         struct cmn_counter *requests, *refused, *bytes, *piece_errors;
         struct cmn_histogram *latency;
     } m[N_TRANSPORTS];
+    struct cmn_counter *rc_direct; /* rc bytes written without a staging copy */
+    uint64_t rc_direct_seen;       /* the listener's count when last fed */
     bool dc_stats;                 /* dc_metrics registered */
     struct cmn_dp_dc_metrics dc_metrics;
 };
@@ -143,8 +145,13 @@ int node_fanout_create(const struct node_fanout_options *o, struct node_fanout *
         /* rc series exist only on nodes that serve rc, so dashboards can tell "no rc here"
          * from "rc idle". */
         register_metrics(o->metrics, "transport=\"tcp\"", &f->m[0]);
-        if (o->rc)
+        if (o->rc) {
             register_metrics(o->metrics, "transport=\"rc\"", &f->m[1]);
+            f->rc_direct = cmn_metrics_counter(
+                o->metrics, "lode_node_rc_direct_bytes_total", NULL,
+                "Bytes the rc listener wrote from the registered read buffers where the disk "
+                "put them (rdma-read-buffers), without a copy through its staging memory.");
+        }
         if (o->dc) {
             register_metrics(o->metrics, "transport=\"dc\"", &f->m[2]);
             f->dc_stats = cmn_dp_dc_metrics_init(&f->dc_metrics, o->metrics, "lode_node",
@@ -259,6 +266,14 @@ static void job_finish(struct job *j)
     cmn_counter_add(m->bytes, j->bytes);
     cmn_counter_add(m->piece_errors, failed);
     cmn_histogram_observe(m->latency, (double)(cmn_mono_ns() - j->start_ns) / 1e9);
+#ifdef HAVE_RDMA
+    if (j->transport == TRANSPORT_RC && f->rc && f->rc_direct) {
+        struct cmn_dp_rc_stats rs;
+        cmn_dp_rc_get_stats(f->rc, &rs);
+        cmn_counter_add(f->rc_direct, rs.bytes_direct - f->rc_direct_seen);
+        f->rc_direct_seen = rs.bytes_direct;
+    }
+#endif
 #ifdef HAVE_MLX5DV
     /* The instance's own statistics move only with dc work: refreshed as each request ends. */
     if (j->transport == TRANSPORT_DC && f->dc && f->dc_stats) {

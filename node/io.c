@@ -13,6 +13,7 @@
 
 #include <liburing.h>
 
+#include "common/arena.h"
 #include "node/io_int.h"
 
 /* ---- generic request flow ---------------------------------------------------------- */
@@ -214,10 +215,29 @@ void *node_io_buf_get(size_t size, uint32_t align, size_t *cap)
     return node_io_alloc(want, align);
 }
 
+static struct cmn_arena *read_arena;
+
+void node_io_set_read_arena(struct cmn_arena *a)
+{
+    __atomic_store_n(&read_arena, a, __ATOMIC_RELEASE);
+}
+
+void *node_io_read_buf_get(size_t size, uint32_t align, size_t *cap)
+{
+    struct cmn_arena *a = __atomic_load_n(&read_arena, __ATOMIC_ACQUIRE);
+    void *p = a && align <= CMN_ARENA_UNIT ? cmn_arena_alloc(a, size, align, cap) : NULL;
+    return p ? p : node_io_buf_get(size, align, cap);
+}
+
 void node_io_buf_put(void *buf, size_t cap, uint32_t align)
 {
     if (!buf)
         return;
+    struct cmn_arena *a = __atomic_load_n(&read_arena, __ATOMIC_ACQUIRE);
+    if (cmn_arena_contains(a, buf, 1)) {
+        cmn_arena_free(a, buf);
+        return;
+    }
     if (cap >= NODE_IO_BUF_MIN && cap <= BUF_CACHE_MAX) {
         pthread_mutex_lock(&buf_cache.lock);
         bool kept = false;

@@ -100,4 +100,13 @@ void node_io_buf_users(int delta);
 /* Buffers now cached and their bytes (tests, metrics). */
 void node_io_buf_cached(size_t *count, size_t *bytes);
 
+/* The read arena (common/arena.h): memory registered with the rc listener's RDMA devices, so
+ * chunk ranges read into it are RDMA-written to clients from where the disk put them instead
+ * of through staging copies. node_io_read_buf_get takes from it while it has room (else it is
+ * node_io_buf_get); node_io_buf_put returns either kind. Set once at startup, before any read,
+ * and cleared (node_io_set_read_arena(NULL)) only once no read buffer is out. */
+struct cmn_arena;
+void node_io_set_read_arena(struct cmn_arena *a);
+void *node_io_read_buf_get(size_t size, uint32_t align, size_t *cap);
+
 #endif

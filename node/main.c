@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "common/arena.h"
 #include "common/conf.h"
 #include "common/dp_dc.h"
 #include "common/dp_rc.h"
@@ -59,6 +60,7 @@ struct app {
     struct node_scrub *scrub;
     struct cmn_dp_server *dp;        /* fan-out data listener, when data-address is set */
     struct cmn_dp_rc *rc;            /* rc listener, when rdma-address is set */
+    struct cmn_arena *read_arena;    /* registered with rc: chunk reads land there */
     struct cmn_dp_dc *dc;            /* dc initiators, when dc-device/dc-address is set */
     struct node_fanout *fanout;
     uv_signal_t sig[2];
@@ -288,6 +290,18 @@ static void finish(struct app *app)
         node_fanout_destroy(app->fanout);
         app->fanout = NULL;
         int rc = uv_loop_close(&app->loop);
+        /* the store and the rc listener are closed: no read buffer is out, none registered */
+        if (app->read_arena) {
+            struct cmn_arena_stats as;
+            cmn_arena_get_stats(app->read_arena, &as);
+            if (as.used == 0) {
+                node_io_set_read_arena(NULL);
+                cmn_arena_destroy(app->read_arena);
+            } else {
+                LOG_WARN(LOG_CTX, "%zu bytes of read buffers still out at exit", as.used);
+            }
+            app->read_arena = NULL;
+        }
         if (rc != 0)
             LOG_WARN(LOG_CTX, "loop closed with handles still open: %s", uv_strerror(rc));
     }
@@ -372,6 +386,47 @@ static int start_data_listener(struct app *app, const char *rpc_host)
     LOG_INFO(LOG_CTX, "fan-out data listener on %s (advertised as %s)", cfg->data_address,
              cfg->data_advertise);
     return 0;
+}
+
+/* Chunk reads land in memory registered with the rc listener and the dc initiators, which
+ * then write them to clients without a staging copy. Not fatal: without it every write is
+ * staged (as it is by a transport whose registration failed). */
+static void start_read_arena(struct app *app)
+{
+#ifdef HAVE_RDMA
+    struct cmn_err err;
+    cmn_err_clear(&err);
+    size_t size = (size_t)app->cfg.rdma_read_buffers;
+    if (cmn_arena_create(size, &app->read_arena) != 0) {
+        LOG_WARN(LOG_CTX, "rdma-read-buffers: cannot reserve %zu bytes; RDMA writes are staged",
+                 size);
+        return;
+    }
+    void *base = cmn_arena_base(app->read_arena);
+    size = cmn_arena_size(app->read_arena);
+    int used = 0;
+    if (app->rc && cmn_dp_rc_add_region(app->rc, base, size, &err) == 0)
+        used++;
+    else if (app->rc)
+        LOG_WARN(LOG_CTX, "rdma-read-buffers: %s; rc writes are staged", cmn_err_text(&err));
+#ifdef HAVE_MLX5DV
+    cmn_err_clear(&err);
+    if (app->dc && cmn_dp_dc_add_region(app->dc, base, size, &err) == 0)
+        used++;
+    else if (app->dc)
+        LOG_WARN(LOG_CTX, "rdma-read-buffers: %s; dc writes are staged", cmn_err_text(&err));
+#endif
+    if (used == 0) {
+        cmn_arena_destroy(app->read_arena);
+        app->read_arena = NULL;
+        return;
+    }
+    node_io_set_read_arena(app->read_arena);
+    LOG_INFO(LOG_CTX, "chunk reads go to %zu bytes of registered memory (rdma-read-buffers)",
+             size);
+#else
+    (void)app;
+#endif
 }
 
 /* The rc listener (rdma-address): clients' queue pairs connect here, and FANOUT_PUSH with
@@ -555,6 +610,8 @@ static int start(struct app *app)
         return rc;
     if (cfg->dc_enabled && (rc = start_dc(app)) != 0)
         return rc;
+    if ((app->rc || app->dc) && cfg->rdma_read_buffers > 0)
+        start_read_arena(app);
     if ((app->dp || app->rc || app->dc) && (rc = start_fanout(app)) != 0)
         return rc;
 

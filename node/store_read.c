@@ -189,7 +189,7 @@ int node_store_get_flags(struct node_store *st, const struct cmn_id *id, uint64_
         }
     }
     r->buf_align = st->max_bs;
-    r->rd.buf_ = node_io_buf_get(r->len_a + len_b, st->max_bs, &r->buf_cap);
+    r->rd.buf_ = node_io_read_buf_get(r->len_a + len_b, st->max_bs, &r->buf_cap);
     if (!r->rd.buf_) {
         free(r);
         store_count_op(st, STORE_OP_GET, -ENOMEM, 0, 0);

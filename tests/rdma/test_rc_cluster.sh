@@ -69,9 +69,13 @@ lodectl() { "$builddir/lodectl" --meta "$meta" --secret-file "$state/cluster.sec
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 # ---- data nodes with rc listeners (no tcp data listener: only rc can move their bytes) ----
+# Node 3 stages every rc write (rdma-read-buffers = 0); the others read chunk ranges into
+# registered memory and RDMA-write them from there.
 for i in $(seq 1 $n_nodes); do
     dir=$state/node$i
     mkdir -p "$dir/data"
+    arena=16MiB
+    [ "$i" = 3 ] && arena=0
     cat >"$dir/lode-node.conf" <<CONF
 cluster = quickstart
 data-dirs = $dir/data
@@ -79,6 +83,7 @@ rpc-address = 127.0.0.1:$((base + 300 + i))
 metrics-address = 127.0.0.1:$((base + 400 + i))
 rdma-address = $srv:$((base + 700 + i))
 rdma-staging-size = 4MiB
+rdma-read-buffers = $arena
 failure-domain = rack$i
 meta = $meta
 cluster-secret-file = $state/cluster.secret
@@ -301,6 +306,22 @@ alive=$((victim == 1 ? 2 : 1)) # a node still running
 m=$(curl -s "http://127.0.0.1:$((base + 400 + alive))/metrics")
 like "$m" '^lode_node_fanout_bytes_total\{transport="rc"\} [1-9]' \
     "node $alive: bytes it RDMA-wrote are counted under transport=\"rc\""
+# Every GET above was compared byte for byte; here: which path the nodes' bytes took.
+for i in $(seq 1 $n_nodes); do
+    [ "$i" = "$victim" ] && continue
+    m=$(curl -s "http://127.0.0.1:$((base + 400 + i))/metrics")
+    direct=$(printf '%s\n' "$m" | sed -n 's/^lode_node_rc_direct_bytes_total \([0-9]*\)$/\1/p')
+    total=$(printf '%s\n' "$m" |
+        sed -n 's/^lode_node_fanout_bytes_total{transport="rc"} \([0-9]*\)$/\1/p')
+    diag "node $i: ${direct:-?} of ${total:-?} rc bytes written from registered read buffers"
+    if [ "$i" = 3 ]; then
+        is "$direct" 0 "node 3 (rdma-read-buffers = 0) staged every rc write"
+    else
+        ok "$([ -n "$direct" ] && [ -n "$total" ] && [ "$direct" -gt 0 ] &&
+            [ "$direct" -le "$total" ]; echo $?)" \
+            "node $i wrote rc GET data from its registered read buffers, without staging copies"
+    fi
+done
 
 # ---- the daemons stop cleanly and no sanitizer spoke ----
 stop_all

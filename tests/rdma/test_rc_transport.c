@@ -28,6 +28,7 @@
 #include <uv.h>
 
 #include "client/dp_rc_client.h"
+#include "common/arena.h"
 #include "common/clock.h"
 #include "common/dp_proto.h"
 #include "common/dp_rc.h"
@@ -213,6 +214,18 @@ static void job_stats(void *arg)
 }
 
 static void get_stats(void) { on_loop(job_stats, NULL); }
+
+struct region_job {
+    void *base;
+    size_t len;
+    int rv;
+    struct cmn_err err;
+};
+static void job_region(void *arg)
+{
+    struct region_job *j = arg;
+    j->rv = cmn_dp_rc_add_region(rc, j->base, j->len, &j->err);
+}
 
 struct has_job {
     const uint8_t *sid;
@@ -573,6 +586,68 @@ int main(void)
     ok(memcmp(rd + (5 << 20) + 4096, win + WIN_SIZE - 777, 777) == 0,
        "a read ending at the window's last byte");
 
+    /* ---- a registered region (a node's read arena): transfers go without staging copies */
+    struct cmn_arena *arena = NULL;
+    cmn_arena_create(32 << 20, &arena);
+    uint8_t *abase = cmn_arena_base(arena);
+    /* the region is the arena's first 31 MiB: the last one is memory right behind it */
+    struct region_job rj = {.base = abase, .len = 31 << 20};
+    on_loop(job_region, &rj);
+    is_int(rj.rv, 0, "a 31 MiB region registers (%s)", rj.rv ? cmn_err_text(&rj.err) : "ok");
+    struct region_job rj2 = {.base = abase + (8 << 20), .len = 4096};
+    on_loop(job_region, &rj2);
+    is_int(rj2.rv, -EINVAL, "an overlapping region is refused");
+    struct region_job rj3 = {.base = abase, .len = 0};
+    on_loop(job_region, &rj3);
+    is_int(rj3.rv, -EINVAL, "an empty region is refused");
+    get_stats();
+    uint64_t direct0 = stats.bytes_direct, written0 = stats.bytes_written;
+    fill_random(abase, 32 << 20);
+    memset(win, 0xA5, WIN_SIZE);
+    /* 12 MiB from the region (48 slot-sized pieces against 16 direct credits), a staged 3 MiB
+     * write interleaved, and one whose source runs past the region's end (staged) */
+    size_t cap;
+    uint8_t *ab = cmn_arena_alloc(arena, 12 << 20, 4096, &cap);
+    struct xfer zx = {.addr = (uint64_t)(uintptr_t)win, .len = 12 << 20, .off = 0};
+    struct batch bz = {.t = target_of(&cred1, w1), .x = &zx, .n = 1, .src = ab};
+    struct xfer sx = {.addr = (uint64_t)(uintptr_t)win + (12 << 20), .len = 3 << 20,
+                      .off = 12 << 20};
+    struct batch bs = {.t = target_of(&cred1, w1), .x = &sx, .n = 1, .src = src};
+    on_loop(job_submit, &bz);
+    on_loop(job_submit, &bs);
+    ok(wait_xfers(&zx, 1, WAIT_MS) && wait_xfers(&sx, 1, WAIT_MS),
+       "direct and staged writes ended");
+    is_int(zx.sync_rv | zx.status | sx.sync_rv | sx.status, 0, "both succeeded");
+    ok(memcmp(win, ab, 12 << 20) == 0, "12 MiB written from the region arrived intact");
+    ok(memcmp(win + (12 << 20), src + (12 << 20), 3 << 20) == 0,
+       "the staged write beside it arrived intact");
+    get_stats();
+    is_int(stats.bytes_direct - direct0, 12 << 20, "the source counts 12 MiB as direct");
+    is_int(stats.bytes_written - written0, 15 << 20, "and 15 MiB written in all");
+    /* a source that starts in the region and runs past its end is staged: the NIC could not
+     * read the part outside */
+    uint8_t *straddle = abase + (31 << 20) - (512 << 10);
+    struct xfer ex = {.addr = (uint64_t)(uintptr_t)win + (16 << 20), .len = 1 << 20, .off = 0};
+    struct batch be = {.t = target_of(&cred1, w1), .x = &ex, .n = 1, .src = straddle};
+    ok(run_batch(&be), "a write from the region's last 512 KiB and 512 KiB behind it ended");
+    is_int(ex.sync_rv | ex.status, 0, "and succeeded");
+    ok(memcmp(win + (16 << 20), straddle, 1 << 20) == 0, "its bytes arrived");
+    get_stats();
+    is_int(stats.bytes_direct - direct0, 12 << 20, "staged: the direct count did not move");
+    /* a read into the region */
+    uint8_t *ar = cmn_arena_alloc(arena, 5 << 20, 4096, &cap);
+    memset(ar, 0, 5 << 20);
+    struct xfer zr = {.addr = (uint64_t)(uintptr_t)win + 4097, .len = (5 << 20) - 3, .off = 0};
+    struct batch bzr = {.t = target_of(&cred1, w1), .x = &zr, .n = 1, .dst = ar};
+    ok(run_batch(&bzr), "a direct read ended");
+    is_int(zr.sync_rv | zr.status, 0, "and succeeded");
+    ok(memcmp(ar, win + 4097, (5 << 20) - 3) == 0, "the region holds the client's bytes");
+    get_stats();
+    is_int(stats.bytes_direct - direct0, (12 << 20) + (5 << 20) - 3,
+           "the read counts as direct too");
+    is_int(stats.slots_free, stats.slots_total, "every staging slot is free again");
+    cmn_arena_free(arena, ar);
+
     /* ---- refusals before any transfer */
     struct cmn_dp_rc_target t = target_of(&cred1, w1);
     struct xfer vx[6] = {
@@ -734,6 +809,32 @@ int main(void)
     struct lc_rc_source s1 = {.source_id = SOURCE_ID, .addr = server_addr};
     rv = lc_rc_client_connect(c1, &s1, 1, 10000, &err);
     is_int(rv, 0, "client 1 reconnects after the fence (%s)", rv ? cmn_err_text(&err) : "ok");
+
+    /* ---- the same fence with a write straight from the region: 24 MiB, 96 pieces against
+     * 16 direct credits and 8 send-queue entries */
+    memset(win, 0xA5, WIN_SIZE);
+    cmn_arena_free(arena, ab);
+    ab = cmn_arena_alloc(arena, 24 << 20, 4096, &cap);
+    ok(ab != NULL && ab + (24 << 20) <= abase + (31 << 20), "24 MiB from the region");
+    if (!ab)
+        tap_bail("the arena has no 24 MiB run");
+    struct xfer fz = {.addr = t.window_base, .len = 24 << 20, .off = 0};
+    struct batch bfz = {.t = target_of(&cred1, w1), .x = &fz, .n = 1, .src = ab,
+                        .fence_after = true};
+    ok(run_batch(&bfz), "the direct write and the fence both completed");
+    is_int(bfz.fence.status, 0, "the fence's callback reports the QP drained");
+    is_int(fz.status, LODE_ECLOSED, "the fenced direct write fails: LODE_ECLOSED");
+    ok(all_bytes(win + (2 << 20), (22 << 20), 0xA5),
+       "nothing past the first 2 MiB (8 pieces in flight) of it landed");
+    get_stats();
+    is_int(stats.slots_free, stats.slots_total, "no staging slot was taken or is lost");
+    is_int(wait_dropped(c1), LODE_ECLOSED, "the client sees that connection closed too");
+    rv = lc_rc_client_connect(c1, &s1, 1, 10000, &err);
+    is_int(rv, 0, "client 1 reconnects (%s)", rv ? cmn_err_text(&err) : "ok");
+    struct xfer fz2 = {.addr = t.window_base + 5, .len = (3 << 20) + 1, .off = 0};
+    struct batch bfz2 = {.t = target_of(&cred1, w1), .x = &fz2, .n = 1, .src = ab + 5};
+    ok(run_batch(&bfz2) && fz2.status == 0 && memcmp(win + 5, ab + 5, (3 << 20) + 1) == 0,
+       "and a direct write at odd offsets lands after the fence (direct credits came back)");
     struct cmn_dp_rc_target told = target_of(&cred1, w1);
     lc_rc_window_deregister(c1, w1);
     memset(win, 0xA5, 1 << 20);
@@ -781,5 +882,7 @@ int main(void)
     free(win2);
     free(src2);
     free(rd);
+    cmn_arena_free(arena, ab);
+    cmn_arena_destroy(arena);
     return tap_done();
 }

@@ -518,6 +518,89 @@ static void test_engine_reentry(void)
     engine_down(&e, &f);
 }
 
+/* A registered region (a node's read arena): calls from or into it go without staging copies,
+ * reposts included; calls that are not wholly inside it are staged as before. */
+static void test_engine_regions(void)
+{
+    struct fake f;
+    memset(&f, 0, sizeof f);
+    struct dc_engine e;
+    struct cmn_dp_dc_config c = small_cfg();
+    engine_up(&e, &f, &c);
+    static uint8_t region[64 * 1024];
+    is_int(dc_engine_add_region(&e, region, sizeof region), 0, "region 0 added");
+    is_int(dc_engine_add_region(&e, region + 100, 10), -EINVAL, "an overlapping region refused");
+    is_int(dc_engine_add_region(&e, region, 0), -EINVAL, "an empty region refused");
+    for (size_t i = 0; i < sizeof region; i++)
+        region[i] = (uint8_t)(i * 13 + 1);
+    struct cmn_dc_target t;
+    target(&t, 1, 7, 0x7f0000000000ull, 1u << 20);
+    struct rec r = {0};
+    /* 10000 bytes from region + 5000: 3 WRs that point into the region itself */
+    is_int(dc_engine_submit(&e, &t, 0, region + 5000, 10000, false, rec_cb, &r, 0), 0,
+           "write 10000 bytes from the region");
+    bool good = f.nposts == 3;
+    for (size_t i = 0; good && i < 3; i++)
+        good = f.posts[i].region == 0 && f.posts[i].local == region + 5000 + i * SLOT &&
+               f.posts[i].raddr == t.base + i * SLOT;
+    ok(good, "  3 WRs whose local addresses are the region's bytes, tagged region 0");
+    bool pool_clean = true;
+    for (size_t i = 0; i < c.staging_bytes; i++)
+        pool_clean &= g_pool[i] == 0;
+    ok(pool_clean, "  nothing was copied into the staging pool");
+    /* the middle WR is flushed by another target's error on its DCI: reposted, still direct */
+    dc_engine_on_wc(&e, f.posts[0].wr_id, DC_WC_SUCCESS, 1);
+    dc_engine_on_wc(&e, f.posts[1].wr_id, DC_WC_WR_FLUSH_ERR, 1);
+    dc_engine_on_wc(&e, f.posts[2].wr_id, DC_WC_SUCCESS, 1);
+    dc_engine_tick(&e, 2);
+    size_t re = f.nposts - 1;
+    ok(f.nposts > 3 && f.posts[re].region == 0 && f.posts[re].local == region + 5000 + SLOT,
+       "  a reposted WR points at the region again");
+    for (size_t i = 3; i < f.nposts; i++)
+        dc_engine_on_wc(&e, f.posts[i].wr_id, DC_WC_SUCCESS, 3);
+    dc_engine_run_done(&e);
+    ok(r.calls == 1 && r.status == 0, "  the write completes");
+
+    /* a read into the region: the NIC places the bytes there; nothing is copied afterwards */
+    r = (struct rec){0};
+    size_t b = f.nposts;
+    is_int(dc_engine_submit(&e, &t, 4096, region + 40000, 6000, true, rec_cb, &r, 4), 0,
+           "read 6000 bytes into the region");
+    ok(f.nposts - b == 2 && f.posts[b].local == region + 40000 &&
+       f.posts[b + 1].local == region + 40000 + SLOT && f.posts[b].region == 0,
+       "  2 READs straight into the region");
+    memset(region + 40000, 0x77, 6000);          /* what the NIC placed */
+    memset(g_pool, 0x11, c.staging_bytes);       /* a stale pool must not be copied over it */
+    dc_engine_on_wc(&e, f.posts[b].wr_id, DC_WC_SUCCESS, 5);
+    dc_engine_on_wc(&e, f.posts[b + 1].wr_id, DC_WC_SUCCESS, 5);
+    dc_engine_run_done(&e);
+    bool placed = r.calls == 1 && r.status == 0;
+    for (size_t i = 40000; i < 46000; i++)
+        placed &= region[i] == 0x77;
+    ok(placed, "  completes with the placed bytes left alone");
+
+    /* a source that runs past the region's end is staged */
+    static uint8_t big[2 * SLOT];
+    memset(g_pool, 0, c.staging_bytes);
+    r = (struct rec){0};
+    b = f.nposts;
+    is_int(dc_engine_submit(&e, &t, 0, region + sizeof region - 10, 10, false, rec_cb, &r, 6), 0,
+           "the region's last 10 bytes");
+    is_int(dc_engine_submit(&e, &t, 0, big, sizeof big, false, rec_cb, &r, 6), 0,
+           "and memory outside it");
+    ok(f.posts[b].region == 0 && f.posts[b + 1].region == -1 && f.posts[b + 2].region == -1 &&
+       f.posts[b + 1].local != big, "  inside: direct; outside: staged through slots");
+    for (size_t i = b; i < f.nposts; i++)
+        dc_engine_on_wc(&e, f.posts[i].wr_id, DC_WC_SUCCESS, 7);
+    dc_engine_run_done(&e);
+    struct cmn_dp_dc_stats st;
+    dc_engine_stats(&e, &st);
+    is_int(st.bytes_direct, 10000 + 6000 + 10, "stats: bytes moved without a copy");
+    ok(st.bytes_written == 10000 + 10 + sizeof big && st.slots_free == st.slots_total,
+       "stats: every byte written, every slot free");
+    engine_down(&e, &f);
+}
+
 int main(void)
 {
     cmn_log_init("test_dp_dc_engine", CMN_LOG_ERROR);
@@ -528,6 +611,7 @@ int main(void)
     test_engine_fence();
     test_engine_watchdog_shutdown();
     test_engine_reentry();
+    test_engine_regions();
     free(g_pool);
     return tap_done();
 }
