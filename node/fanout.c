@@ -87,7 +87,8 @@ struct node_fanout {
     struct node_store *st;
     struct cmn_dp_server *dp;
     struct cmn_dp_rc *rc;
-    struct cmn_dp_dc *dc;
+    void *dc;
+    const struct node_fanout_dc_ops *dc_ops;
     const struct cmn_dp_dc_config *dc_config;
     struct piece *parked, *parked_tail;
     unsigned depth;
@@ -137,7 +138,8 @@ int node_fanout_create(const struct node_fanout_options *o, struct node_fanout *
     f->st = o->store;
     f->dp = o->dp;
     f->rc = o->rc;
-    f->dc = o->dc;
+    f->dc = o->dc && o->dc_ops ? o->dc : NULL;
+    f->dc_ops = o->dc_ops;
     f->dc_config = o->dc_config;
     f->depth = o->depth ? o->depth : DEFAULT_DEPTH;
     f->max_piece = o->max_piece ? o->max_piece : CMN_DP_MAX_FRAME_DEFAULT;
@@ -274,14 +276,12 @@ static void job_finish(struct job *j)
         f->rc_direct_seen = rs.bytes_direct;
     }
 #endif
-#ifdef HAVE_MLX5DV
     /* The instance's own statistics move only with dc work: refreshed as each request ends. */
     if (j->transport == TRANSPORT_DC && f->dc && f->dc_stats) {
         struct cmn_dp_dc_stats ds;
-        cmn_dp_dc_get_stats(f->dc, &ds);
+        f->dc_ops->get_stats(f->dc, &ds);
         cmn_dp_dc_metrics_feed(&f->dc_metrics, &ds);
     }
-#endif
     if (failed)
         LOG_DEBUG(LOG_CTX, "request %" PRIu64 ": %zu of %zu pieces not written", j->request_id,
                   failed, j->n);
@@ -351,17 +351,13 @@ static int push(struct job *j, struct piece *p, const struct node_read *rd)
     struct node_fanout *f = j->f;
     uint64_t addr = j->base + p->buf_off;
     if (j->transport == TRANSPORT_DC) {
-#ifdef HAVE_MLX5DV
         if (!f->dc)
             return LODE_ESHUTDOWN;
         /* dc addresses by window offset; the instance re-checks it against the window. */
-        int rc = cmn_dp_dc_write(f->dc, &j->dctok, p->buf_off, rd->data, rd->len, on_pushed, p);
+        int rc = f->dc_ops->write(f->dc, &j->dctok, p->buf_off, rd->data, rd->len, on_pushed, p);
         if (rc == 0)
             j->dc_posted++;
         return rc;
-#else
-        return -EPROTONOSUPPORT;
-#endif
     }
     if (j->transport == TRANSPORT_TCP)
         return cmn_dp_push(f->dp, j->sid, j->key, j->base, j->tag, addr, rd->data, rd->len,
@@ -451,7 +447,6 @@ static void retry_parked(struct node_fanout *f)
     }
 }
 
-#ifdef HAVE_MLX5DV
 static void on_fenced(void *data, int status)
 {
     struct job *j = data;
@@ -459,21 +454,16 @@ static void on_fenced(void *data, int status)
     j->fencing = false;
     job_pump(j);
 }
-#endif
 
 /* dc, at the end of the lease: writes still in the hardware could land after the gateway
  * has moved on, so the target is fenced and the answer waits for the fence. */
 static void on_lease(uv_timer_t *t)
 {
     struct job *j = t->data;
-#ifdef HAVE_MLX5DV
     struct node_fanout *f = j->f;
     if (j->dc_posted > 0 && f->dc && !j->fencing &&
-        cmn_dp_dc_fence(f->dc, &j->dctok, on_fenced, j) == 0)
+        f->dc_ops->fence(f->dc, &j->dctok, on_fenced, j) == 0)
         j->fencing = true;
-#else
-    (void)j;
-#endif
 }
 
 /* Starts pieces while fewer than `depth` are active; answers once all have ended. Pieces
@@ -728,3 +718,24 @@ int node_fanout_dc_token(const Lode__FanoutPushRequest *q, const struct cmn_dp_d
     *out = t;
     return 0;
 }
+
+#ifdef HAVE_MLX5DV
+static int verbs_write(void *dc, const struct cmn_rdma_token *t, uint64_t off, const void *src,
+                       size_t len, cmn_dp_dc_cb cb, void *data)
+{
+    return cmn_dp_dc_write(dc, t, off, src, len, cb, data);
+}
+
+static int verbs_fence(void *dc, const struct cmn_rdma_token *t, cmn_dp_dc_cb cb, void *data)
+{
+    return cmn_dp_dc_fence(dc, t, cb, data);
+}
+
+static void verbs_stats(void *dc, struct cmn_dp_dc_stats *out) { cmn_dp_dc_get_stats(dc, out); }
+
+const struct node_fanout_dc_ops node_fanout_dc_verbs = {
+    .write = verbs_write,
+    .fence = verbs_fence,
+    .get_stats = verbs_stats,
+};
+#endif

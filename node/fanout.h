@@ -48,12 +48,26 @@
 struct cmn_metrics;
 struct node_fanout;
 
+/* The dc instance as the fan-out drives it: cmn_dp_dc_write, cmn_dp_dc_fence and
+ * cmn_dp_dc_get_stats with their contracts (node_fanout_dc_verbs, in builds with mlx5dv), or
+ * a test's fake NIC-free stand-in. */
+struct node_fanout_dc_ops {
+    int (*write)(void *dc, const struct cmn_rdma_token *t, uint64_t off, const void *src,
+                 size_t len, cmn_dp_dc_cb cb, void *data);
+    int (*fence)(void *dc, const struct cmn_rdma_token *t, cmn_dp_dc_cb cb, void *data);
+    void (*get_stats)(void *dc, struct cmn_dp_dc_stats *out);
+};
+#ifdef HAVE_MLX5DV
+extern const struct node_fanout_dc_ops node_fanout_dc_verbs; /* dc is a struct cmn_dp_dc */
+#endif
+
 struct node_fanout_options {
     uv_loop_t *loop;
     struct node_store *store;
     struct cmn_dp_server *dp;          /* the tcp data listener (borrowed), or NULL */
     struct cmn_dp_rc *rc;              /* the rc listener (borrowed), or NULL */
-    struct cmn_dp_dc *dc;              /* the dc instance (borrowed), or NULL */
+    void *dc;                          /* the dc instance (borrowed), or NULL */
+    const struct node_fanout_dc_ops *dc_ops; /* how to drive it (with dc) */
     const struct cmn_dp_dc_config *dc_config; /* its settings (borrowed; with dc) */
     struct cmn_metrics *metrics;       /* optional: lode_node_fanout_*{transport=...} */
     unsigned depth;                    /* pieces in flight per request; 0 = 4 */

@@ -498,11 +498,14 @@ static int start_fanout(struct app *app)
         .store = app->store,
         .dp = app->dp,
         .rc = app->rc,
-        .dc = app->dc,
         .dc_config = &app->cfg.dc,
         .metrics = app->metrics,
         .max_piece = (uint32_t)app->cfg.max_chunk_size,
     };
+#ifdef HAVE_MLX5DV
+    fo.dc = app->dc;
+    fo.dc_ops = &node_fanout_dc_verbs;
+#endif
     int rc = node_fanout_create(&fo, &app->fanout);
     if (rc) {
         LOG_ERROR(LOG_CTX, "fan-out: %s", lode_strerror(rc));
