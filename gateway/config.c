@@ -165,6 +165,12 @@ const struct cmn_conf_opt gw_conf_table[] = {
      "Registered (pinned) memory each worker's rc listener stages its transfers through; "
      "transfers beyond it wait their turn. Counts against RLIMIT_MEMLOCK.",
      0, 1 << 20, INT64_C(1) << 34},
+    {"rdma-upload-buffers", CMN_CONF_SIZE, OFF(rdma_upload_buffers), "64MiB",
+     "Registered (pinned) memory per worker that staged uploads (rc, dc) are RDMA-read into "
+     "directly, without a copy out of the staging memory: 8 MiB per upload in flight; uploads "
+     "beyond it use ordinary buffers (and staging). 0 = always stage. Counts against "
+     "RLIMIT_MEMLOCK.",
+     0, 0, INT64_C(1) << 34},
     {"session-ttl", CMN_CONF_DURATION, OFF(session_ttl_ms), "12h",
      "Lifetime of a data session credential issued by POST /?x-lode-session.", 0, 60000,
      604800000},

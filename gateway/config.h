@@ -79,6 +79,7 @@ struct gw_config {
     char *data_advertise_address;        /* NULL = data_address */
     char *rdma_address;                  /* NULL = no rc (RDMA) listeners */
     uint64_t rdma_staging_size;          /* registered staging memory per worker's listener */
+    uint64_t rdma_upload_buffers;        /* per worker: registered memory staged uploads land in */
     uint64_t session_ttl_ms;
     uint64_t fanout_lease_ms;
     uint64_t fanout_client_cap;

@@ -776,9 +776,13 @@ static int register_transport(struct cmn_metrics *m, enum gw_fo_transport tr,
                                             "Staged uploads failed because reading the "
                                             "client's window failed (500 "
                                             "RDMATransferFailed, nothing stored).");
+    out->put_direct = cmn_metrics_counter(m, "lode_gateway_rdma_put_direct_bytes_total", l,
+                                          "Bytes of staged uploads RDMA-read straight into the "
+                                          "registered upload buffers (rdma-upload-buffers), "
+                                          "without a copy out of the staging memory.");
     if (!out->requests || !out->bytes_nodes || !out->bytes_gateway || !out->node_failures ||
         !out->node_latency || !out->fallbacks || !out->puts || !out->put_bytes ||
-        !out->put_failures)
+        !out->put_failures || !out->put_direct)
         return -ENOMEM;
     return 0;
 }

@@ -87,6 +87,7 @@ struct gw_fanout_tmetrics {
     struct cmn_counter *puts;          /* staged (RDMA-READ) uploads started */
     struct cmn_counter *put_bytes;     /* bytes they read out of client windows */
     struct cmn_counter *put_failures;  /* staged uploads failed by a READ (nothing stored) */
+    struct cmn_counter *put_direct;    /* of put_bytes, read into the upload arena directly */
 };
 
 /* Only declines are registered for GW_FO_OTHER; its other pointers stay NULL (the counter

@@ -10,6 +10,7 @@
 
 #include <lode/errno.h>
 
+#include "common/arena.h"
 #include "common/buf.h"
 #include "common/dp_proto.h"
 #include "common/id.h"
@@ -499,6 +500,7 @@ void gw_s3_lode_session(struct gw_s3_req *r)
 struct rcput_slot {
     struct gw_rc_put *p;
     uint8_t *buf;                      /* RCPUT_SLOT bytes (or the object, when smaller) */
+    bool in_arena;                     /* buf is the worker's upload arena's (else malloc's) */
     uint64_t off;                      /* object offset of its bytes */
     size_t len, fed;
     enum { SLOT_FREE, SLOT_READING, SLOT_READY } state;
@@ -514,7 +516,9 @@ struct gw_rc_put {
     const struct gw_fanout_tmetrics *m;
     uint64_t size;                     /* the object: the token's window */
     uint64_t next_read, next_feed;     /* object offsets */
+    uint64_t direct;                   /* bytes read into arena slots */
     struct rcput_slot slots[RCPUT_SLOTS];
+    struct cmn_arena *arena;           /* the worker's upload arena, or NULL */
     unsigned reads;                    /* READs in flight */
     unsigned depth;                    /* inside one of our functions */
     bool failed, ended;
@@ -524,8 +528,12 @@ static void rcput_maybe_free(struct gw_rc_put *p)
 {
     if (p->r || p->reads || p->depth)
         return;
-    for (unsigned i = 0; i < RCPUT_SLOTS; i++)
-        free(p->slots[i].buf);
+    for (unsigned i = 0; i < RCPUT_SLOTS; i++) {
+        if (p->slots[i].in_arena)
+            cmn_arena_free(p->arena, p->slots[i].buf);
+        else
+            free(p->slots[i].buf);
+    }
     explicit_bzero(p, sizeof(*p));
     free(p);
 }
@@ -564,6 +572,8 @@ __attribute__((unused)) static void rcput_on_read(void *data, int status)
     p->reads--;
     if (status == 0 && p->r && !p->failed) {
         sl->state = SLOT_READY;
+        if (sl->in_arena)
+            p->direct += sl->len;
     } else {
         sl->state = SLOT_FREE;
         if (status != 0 && p->r) {
@@ -623,8 +633,10 @@ static void rcput_pump(struct gw_rc_put *p)
         p->ended = true;
         if (p->dc)
             feed_dc(p->r->w);
-        if (p->m)
+        if (p->m) {
             cmn_counter_add(p->m->put_bytes, p->size);
+            cmn_counter_add(p->m->put_direct, p->direct);
+        }
         gw_s3_body_feed_end(p->r, GW_S3_OK, NULL);
         goto out;
     }
@@ -634,6 +646,11 @@ static void rcput_pump(struct gw_rc_put *p)
             continue;
         uint64_t left = p->size - p->next_read;
         size_t cap = p->size < RCPUT_SLOT ? (size_t)p->size : RCPUT_SLOT;
+        if (!sl->buf && p->arena) {
+            size_t got; /* READs land where they lie: no copy out of the staging memory */
+            sl->buf = cmn_arena_alloc(p->arena, cap, 64, &got);
+            sl->in_arena = sl->buf != NULL;
+        }
         if (!sl->buf && !(sl->buf = malloc(cap))) {
             if (p->reads == 0)
                 rcput_fail(p, -ENOMEM); /* else one completes and we come back */
@@ -695,6 +712,7 @@ bool gw_s3_rdma_put_start(struct gw_s3_req *r, const struct gw_s3_rdma *rd,
     }
     p->r = r;
     p->rc = r->w->rc;
+    p->arena = r->w->upload_arena;
     if (rd->tok.kind == CMN_RDMA_DC) {
         p->dc = r->w->dc;
         p->dctok = rd->tok;
@@ -768,6 +786,48 @@ int gw_s3_worker_start_data(struct gw_s3_worker *w)
     return 0;
 }
 
+/* The worker's upload arena: created with its first RDMA transport and registered with each,
+ * so staged uploads are RDMA-read straight into it. Not fatal: without it uploads are staged. */
+#ifdef HAVE_RDMA
+static void worker_upload_arena(struct gw_s3_worker *w, bool rc)
+{
+    size_t size = (size_t)w->ctx->cfg->rdma_upload_buffers;
+    if (size == 0)
+        return;
+    if (!w->upload_arena && cmn_arena_create(size, &w->upload_arena) != 0) {
+        LOG_WARN(LOG_CTX, "worker %u: rdma-upload-buffers: cannot reserve %zu bytes; staged "
+                 "uploads are copied out of the staging memory", w->index, size);
+        return;
+    }
+    struct cmn_err err;
+    cmn_err_clear(&err);
+    void *base = cmn_arena_base(w->upload_arena);
+    size = cmn_arena_size(w->upload_arena);
+    int rv = rc ? cmn_dp_rc_add_region(w->rc, base, size, &err) : -ENOTSUP;
+#ifdef HAVE_MLX5DV
+    if (!rc)
+        rv = cmn_dp_dc_add_region(w->dc, base, size, &err);
+#endif
+    if (rv != 0)
+        LOG_WARN(LOG_CTX, "worker %u: rdma-upload-buffers: %s; %s uploads are staged", w->index,
+                 cmn_err_text(&err), rc ? "rc" : "dc");
+}
+#endif
+
+void gw_s3_worker_free_upload_arena(struct gw_s3_worker *w)
+{
+    if (!w->upload_arena)
+        return;
+    struct cmn_arena_stats st;
+    cmn_arena_get_stats(w->upload_arena, &st);
+    if (st.used == 0)
+        cmn_arena_destroy(w->upload_arena);
+    else /* an upload still holds buffers: leave the mapping rather than pull it from under it */
+        LOG_WARN(LOG_CTX, "worker %u: %zu bytes of upload buffers still out at close", w->index,
+                 st.used);
+    w->upload_arena = NULL;
+}
+
 /* Clients' queue pairs with this worker connect here; the fan-out RDMA-WRITEs what it
  * serves itself through it, and staged uploads RDMA-READ. */
 int gw_s3_worker_start_rc(struct gw_s3_worker *w)
@@ -801,6 +861,7 @@ int gw_s3_worker_start_rc(struct gw_s3_worker *w)
     }
     if (!w->fo_clients && !(w->fo_clients = gw_fo_clients_new(cfg->fanout_client_cap)))
         return -ENOMEM;
+    worker_upload_arena(w, true);
     LOG_DEBUG(LOG_CTX, "worker %u: rc listener on %s:%u", w->index, rcfg.host,
               (unsigned)cmn_dp_rc_port(w->rc));
     return 0;
@@ -828,6 +889,7 @@ int gw_s3_worker_start_dc(struct gw_s3_worker *w)
     }
     if (!w->fo_clients && !(w->fo_clients = gw_fo_clients_new(cfg->fanout_client_cap)))
         return -ENOMEM;
+    worker_upload_arena(w, false);
     LOG_DEBUG(LOG_CTX, "worker %u: dc initiators ready (drain bound %" PRIu64 " ms)", w->index,
               cmn_dp_dc_drain_ms(w->dc));
     return 0;

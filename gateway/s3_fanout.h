@@ -105,6 +105,9 @@ void gw_s3_upload_part_rdma(struct gw_s3_req *r, const struct gw_s3_rdma *rd);
 int gw_s3_worker_start_data(struct gw_s3_worker *w);
 /* The rc listener of rdma-address (port + worker index). Returns 0 or an error, logged. */
 int gw_s3_worker_start_rc(struct gw_s3_worker *w);
+/* Releases the worker's upload arena once its rc and dc sources are closed (kept, and
+ * logged, while an upload still holds buffers in it). */
+void gw_s3_worker_free_upload_arena(struct gw_s3_worker *w);
 /* The worker's DC initiators (dc-device / dc-address, cmn_dp_dc_create). Returns 0 or an
  * error, logged; in a build without mlx5dv LODE_ECONFIG (main refuses such a configuration
  * before workers start). */

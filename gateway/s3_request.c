@@ -151,6 +151,9 @@ fail:
     gw_fo_clients_free(w->fo_clients);
     cmn_meta_async_close(w->meta, NULL, NULL);
     gw_bcache_destroy(w->buckets);
+    /* no transfer ever ran; a registration still pending its close keeps its pages pinned
+     * until then, which unmapping does not disturb */
+    gw_s3_worker_free_upload_arena(w);
     free(w);
     return rc;
 }
@@ -162,6 +165,7 @@ static void worker_closed(void *data)
     if (--w->index == 0) {
         gw_bcache_destroy(w->buckets);
         gw_fo_clients_free(w->fo_clients);
+        gw_s3_worker_free_upload_arena(w); /* rc and dc closed: no registration is left */
         free(w);
     }
 }

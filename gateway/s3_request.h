@@ -132,6 +132,7 @@ struct gw_s3_worker {
                                           set, mlx5dv build), or NULL: DC tokens declined */
     uint32_t source_id;                /* GW_SOURCE_GATEWAY | index */
     struct gw_fo_clients *fo_clients;  /* per-client in-flight caps */
+    struct cmn_arena *upload_arena;    /* registered with rc and dc: staged uploads land here */
     uint64_t fo_spread;                /* fan-out requests so far (replica rotation) */
 };
 

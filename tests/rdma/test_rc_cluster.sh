@@ -109,6 +109,7 @@ for _ in $(seq 1 100); do alive "$state/gateway/pid" || break; sleep 0.1; done
 cat >>"$state/gateway/lode-gateway.conf" <<CONF
 rdma-address = $srv:$((base + 520))
 rdma-staging-size = 4MiB
+rdma-upload-buffers = 16MiB
 CONF
 nohup setsid "$builddir/lode-gateway" -c "$state/gateway/lode-gateway.conf" \
     >"$state/gateway/stdout.log" 2>&1 &
@@ -300,6 +301,8 @@ like "$m" '^lode_gateway_fanout_requests_total\{transport="rc"\} [1-9]' \
     "gateway: rc fan-out GETs are counted under transport=\"rc\""
 like "$m" '^lode_gateway_rdma_put_bytes_total\{transport="rc"\} [1-9]' \
     "gateway: bytes of staged rc PUTs are counted"
+like "$m" '^lode_gateway_rdma_put_direct_bytes_total\{transport="rc"\} [1-9]' \
+    "gateway: staged rc PUTs were read straight into its registered upload buffers"
 like "$m" '^lode_gateway_fanout_gateway_bytes_total\{transport="rc"\} [1-9]' \
     "gateway: it RDMA-wrote the stripes it decoded with the node down"
 alive=$((victim == 1 ? 2 : 1)) # a node still running
