@@ -26,6 +26,7 @@
 #include "node/service.h"
 #include "tests/tap.h"
 #include "tests/unit/node/fake_store.h"
+#include "tests/unit/node/svc_fixture.h"
 
 #define SECRET "fanout-dc-test-secret-0123456789"
 #define MAX_CHUNK (256u << 10)
@@ -280,22 +281,7 @@ static void setup(void)
     if (node_fanout_create(&fopt, &fo))
         tap_bail("fanout");
     node_service_attach_fanout(svc, fo);
-    struct cmn_rpc_server_config sc = {
-        .service = "lode-node", .secret = SECRET, .secret_len = strlen(SECRET),
-        .max_frame = MAX_CHUNK + (64u << 10), .handler = node_service_handle, .data = svc,
-        .payload_alloc = node_service_payload_alloc, .payload_free = node_service_payload_free,
-    };
-    if (cmn_rpc_server_create(&loop, &sc, &srv) ||
-        cmn_rpc_server_listen(srv, "127.0.0.1:0", &err))
-        tap_bail("server: %s", cmn_err_text(&err));
-    char addr[64];
-    snprintf(addr, sizeof(addr), "127.0.0.1:%d", cmn_rpc_server_port(srv));
-    node_service_set_address(svc, addr);
-    struct cmn_rpc_client_config cc = {.address = addr, .secret = SECRET,
-                                       .secret_len = strlen(SECRET),
-                                       .max_frame = MAX_CHUNK + (64u << 10)};
-    if (cmn_rpc_client_create(&loop, &cc, &cli))
-        tap_bail("client");
+    svc_fixture_start(&loop, svc, SECRET, MAX_CHUNK + (64u << 10), &srv, &cli);
     uv_timer_init(&loop, &auto_timer);
     uv_timer_start(&auto_timer, on_auto, 1, 1);
 }
