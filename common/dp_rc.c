@@ -146,11 +146,11 @@ static bool post_piece(struct rc_dev *dev, struct rc_sess *s, struct rc_op *op, 
     struct ibv_send_wr *bad = NULL;
     int rv = ibv_post_send(s->qp, &wr, &bad);
     if (rv != 0) {
-        if (direct) {
-            dev->direct_free++;
-        } else {
+        if (slot) {
             slot->op = NULL;
             dev->free[dev->nfree++] = idx;
+        } else {
+            dev->direct_free++;
         }
         cmn_dp_rc__session_fail(s, LODE_ECLOSED, strerror(rv));
         return false;

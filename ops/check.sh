@@ -44,6 +44,14 @@ fi
 echo "== build"
 make -j"$jobs"
 
+# ops/quickstart.sh builds optimised (-O2 -Werror), where GCC finds what it cannot at -O0
+# (-Wnull-dereference, -Wmaybe-uninitialized): build that too, before any test, so a warning
+# there fails the run instead of a user's quickstart.
+echo "== optimised build (as ops/quickstart.sh builds)"
+mkdir -p ../build-check-release
+(cd ../build-check-release && { [ -f Makefile ] && [ config.status -nt ../configure ] ||
+    ../configure -q; } && make -s -j"$jobs")
+
 echo "== test"
 # The fan-out suite reads objects of 1 GiB too (the size the fan-out must be shown at).
 export LODE_TEST_BIG=${LODE_TEST_BIG:-1}
