@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -64,17 +63,21 @@ int cmn_arena_create(size_t size, struct cmn_arena **out)
     return 0;
 }
 
-void cmn_arena_destroy(struct cmn_arena *a)
+int cmn_arena_destroy(struct cmn_arena *a)
 {
     if (!a)
-        return;
-    if (a->st.used != 0)
-        fprintf(stderr, "cmn_arena_destroy: %zu bytes still handed out\n", a->st.used);
+        return 0;
+    pthread_mutex_lock(&a->lock);
+    size_t used = a->st.used;
+    pthread_mutex_unlock(&a->lock);
+    if (used != 0)
+        return -EBUSY;
     munmap(a->base, a->size);
     pthread_mutex_destroy(&a->lock);
     free(a->used);
     free(a->run);
     free(a);
+    return 0;
 }
 
 /* First index of a run of n free units in [from, limit), or SIZE_MAX. */

@@ -32,9 +32,11 @@ struct cmn_arena_stats {
 /* Reserves `size` bytes (rounded up to whole units). Returns 0 and *out, -EINVAL for 0 or a
  * size above 1 TiB, or -ENOMEM. */
 int cmn_arena_create(size_t size, struct cmn_arena **out);
-/* Unmaps the region. Every buffer must have been freed and every registration of it removed
- * (a buffer still out is a caller bug; it is reported on stderr). NULL is fine. */
-void cmn_arena_destroy(struct cmn_arena *a);
+/* Unmaps the region and frees the arena; every registration of it must be gone. Returns 0
+ * (also for NULL), or -EBUSY while a buffer is still handed out: then nothing is freed or
+ * unmapped (the arena stays usable, so the late free of that buffer is still safe) and the
+ * caller reports the leak rather than pull memory from under its holder. */
+int cmn_arena_destroy(struct cmn_arena *a);
 
 /* A buffer of at least len bytes aligned to at least `align` (a power of two up to
  * CMN_ARENA_UNIT; every buffer starts on a unit), or NULL when no free run is long enough

@@ -816,15 +816,9 @@ static void worker_upload_arena(struct gw_s3_worker *w, bool rc)
 
 void gw_s3_worker_free_upload_arena(struct gw_s3_worker *w)
 {
-    if (!w->upload_arena)
-        return;
-    struct cmn_arena_stats st;
-    cmn_arena_get_stats(w->upload_arena, &st);
-    if (st.used == 0)
-        cmn_arena_destroy(w->upload_arena);
-    else /* an upload still holds buffers: leave the mapping rather than pull it from under it */
-        LOG_WARN(LOG_CTX, "worker %u: %zu bytes of upload buffers still out at close", w->index,
-                 st.used);
+    if (cmn_arena_destroy(w->upload_arena) != 0) /* an upload still holds buffers in it */
+        LOG_WARN(LOG_CTX, "worker %u: upload buffers still out at close: the upload arena is "
+                 "left mapped", w->index);
     w->upload_arena = NULL;
 }
 

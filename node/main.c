@@ -290,18 +290,13 @@ static void finish(struct app *app)
         node_fanout_destroy(app->fanout);
         app->fanout = NULL;
         int rc = uv_loop_close(&app->loop);
-        /* the store and the rc listener are closed: no read buffer is out, none registered */
-        if (app->read_arena) {
-            struct cmn_arena_stats as;
-            cmn_arena_get_stats(app->read_arena, &as);
-            if (as.used == 0) {
-                node_io_set_read_arena(NULL);
-                cmn_arena_destroy(app->read_arena);
-            } else {
-                LOG_WARN(LOG_CTX, "%zu bytes of read buffers still out at exit", as.used);
-            }
-            app->read_arena = NULL;
-        }
+        /* The store and the RDMA sources are closed: no registration is left, and no read
+         * buffer should be out (one that is keeps the arena, and node_io_buf_put its way). */
+        if (app->read_arena && cmn_arena_destroy(app->read_arena) == 0)
+            node_io_set_read_arena(NULL);
+        else if (app->read_arena)
+            LOG_WARN(LOG_CTX, "read buffers still out at exit: the read arena is left mapped");
+        app->read_arena = NULL;
         if (rc != 0)
             LOG_WARN(LOG_CTX, "loop closed with handles still open: %s", uv_strerror(rc));
     }

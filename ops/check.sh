@@ -1,6 +1,7 @@
 #!/bin/sh
-# Installs what is missing, builds lode with AddressSanitizer and UBSan, and runs the whole
-# test suite (unit, integration, fault tests, the real S3 client suites). Usage:
+# Installs what is missing, builds lode with AddressSanitizer and UBSan (and an optimised tree,
+# as ops/quickstart.sh builds it), and runs the whole test suite (unit, integration, fault
+# tests, the real S3 client suites). Usage:
 # ops/check.sh [--no-sanitize] [--no-clients] [-jN]   (--no-clients: installs no S3 clients;
 # the suites of the clients that are missing SKIP)
 # The summary at the end counts individual TAP test points.
@@ -17,7 +18,7 @@ for arg in "$@"; do
     --no-sanitize) sanitize=; builddir=build-check-plain ;;
     --no-clients) clients=0 ;;
     -j*) jobs=${arg#-j} ;;
-    -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "check.sh: unknown argument '$arg'" >&2; exit 2 ;;
     esac
 done

@@ -257,31 +257,25 @@ static void push(size_t n, uint32_t lease_ms, struct res *o)
 static void setup(void)
 {
     cmn_log_init("test_fanout_dc", CMN_LOG_ERROR);
-    if (uv_loop_init(&loop) || cmn_metrics_create(&metrics))
-        tap_bail("loop / metrics");
-    struct node_store_options so = {.max_chunk_size = MAX_CHUNK};
-    struct cmn_err err;
-    cmn_err_clear(&err);
-    if (node_store_open(&loop, &so, &st, &err))
-        tap_bail("store: %s", cmn_err_text(&err));
+    struct svc_fixture fx;
+    svc_fixture_start(&loop, SECRET, MAX_CHUNK, &fx);
+    metrics = fx.metrics;
+    st = fx.st;
+    svc = fx.svc;
+    srv = fx.srv;
+    cli = fx.cli;
     for (size_t i = 0; i < NCHUNKS; i++) {
         ids[i] = cmn_id_random();
         for (size_t k = 0; k < CHUNK; k++)
             chunks[i][k] = (uint8_t)(k * 31 + i * 7 + 1);
         fake_store_add(st, &ids[i], chunks[i], CHUNK);
     }
-    struct node_service_options o = {.loop = &loop, .store = st, .metrics = metrics,
-                                     .cluster = "unit", .failure_domain = "rack9",
-                                     .max_chunk_size = MAX_CHUNK};
-    if (node_service_create(&o, &svc, &err))
-        tap_bail("service: %s", cmn_err_text(&err));
     struct node_fanout_options fopt = {.loop = &loop, .store = st, .dc = &fdc,
                                        .dc_ops = &fdc_ops, .metrics = metrics, .depth = 4,
                                        .max_piece = MAX_CHUNK};
     if (node_fanout_create(&fopt, &fo))
         tap_bail("fanout");
     node_service_attach_fanout(svc, fo);
-    svc_fixture_start(&loop, svc, SECRET, MAX_CHUNK + (64u << 10), &srv, &cli);
     uv_timer_init(&loop, &auto_timer);
     uv_timer_start(&auto_timer, on_auto, 1, 1);
 }

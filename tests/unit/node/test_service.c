@@ -132,19 +132,13 @@ static Lode__ChunkInfo *info_of(const struct res *o)
 static void setup(void)
 {
     cmn_log_init("test_service", CMN_LOG_ERROR);
-    if (uv_loop_init(&loop) || cmn_metrics_create(&metrics))
-        tap_bail("loop / metrics");
-    struct node_store_options so = {.max_chunk_size = MAX_CHUNK};
-    struct cmn_err err;
-    cmn_err_clear(&err);
-    if (node_store_open(&loop, &so, &st, &err))
-        tap_bail("store: %s", cmn_err_text(&err));
-    struct node_service_options o = {.loop = &loop, .store = st, .metrics = metrics,
-                                     .cluster = "unit", .failure_domain = "rack9",
-                                     .max_chunk_size = MAX_CHUNK};
-    if (node_service_create(&o, &svc, &err))
-        tap_bail("service: %s", cmn_err_text(&err));
-    svc_fixture_start(&loop, svc, SECRET, MAX_CHUNK + (64u << 10), &srv, &cli);
+    struct svc_fixture fx;
+    svc_fixture_start(&loop, SECRET, MAX_CHUNK, &fx);
+    metrics = fx.metrics;
+    st = fx.st;
+    svc = fx.svc;
+    srv = fx.srv;
+    cli = fx.cli;
 }
 
 /* ---- tests ------------------------------------------------------------------------------- */
